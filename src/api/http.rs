@@ -1,0 +1,368 @@
+//! The HTTP front (axum): RFC 7662 introspection, forward-auth, probes,
+//! metrics and the issuer admin API.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::{Map, Value, json};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use super::auth::{Caller, Clients};
+use super::errors::ApiError;
+use crate::config::Permission;
+use crate::metrics::{Api, Metrics, Outcome};
+use crate::token::{Verdict, Verified, Verifier, fingerprint};
+
+/// Unix seconds, injectable so tests control time.
+pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+pub fn system_clock() -> Clock {
+    Arc::new(|| {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0)
+    })
+}
+
+/// What every handler shares.
+pub struct Shared {
+    pub verifier: Arc<Verifier>,
+    pub clients: Clients,
+    pub metrics: Arc<Metrics>,
+    pub prometheus: PrometheusHandle,
+    pub clock: Clock,
+    /// Largest accepted request body.
+    pub max_body: usize,
+}
+
+pub type AppState = Arc<Shared>;
+
+/// The main listener's routes.
+pub fn router(state: AppState) -> Router {
+    let max_body = state.max_body;
+    Router::new()
+        .route("/introspect", post(introspect))
+        .route("/auth", any(forward_auth))
+        .route("/admin/issuers", get(list_issuers))
+        .route("/admin/issuers/{name}/refresh", post(refresh_issuer))
+        .merge(probe_routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
+        .with_state(state)
+}
+
+/// Probes and metrics, also served alone on `server.metrics_addr`.
+pub fn probe_routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/healthz",
+            get(|| async { axum::Json(json!({"status": "ok"})) }),
+        )
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+}
+
+/// The metrics listener's routes.
+pub fn probe_router(state: AppState) -> Router {
+    probe_routes()
+        .fallback(|| async { ApiError::NotFound })
+        .with_state(state)
+}
+
+fn authenticate(
+    state: &Shared,
+    headers: &HeaderMap,
+    permission: Permission,
+    name: &'static str,
+) -> Result<Caller, ApiError> {
+    let value = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.to_str().unwrap_or(""));
+    let caller = state
+        .clients
+        .authenticate(value)
+        .map_err(|_| ApiError::InvalidClient)?;
+    if caller.may(permission) {
+        Ok(caller)
+    } else {
+        Err(ApiError::Forbidden(name))
+    }
+}
+
+/// Reads an `application/x-www-form-urlencoded` body (RFC 7662 §2.1) and returns
+/// its `token`; a repeated parameter is invalid (RFC 6749 §3.2).
+async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiError> {
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    if !media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded") {
+        return Err(ApiError::InvalidRequest(
+            "content type must be application/x-www-form-urlencoded".into(),
+        ));
+    }
+    let body = axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| ApiError::InvalidRequest(format!("body larger than {limit} bytes")))?;
+    let mut token = None;
+    let mut hint = 0;
+    for (name, value) in url::form_urlencoded::parse(&body) {
+        match name.as_ref() {
+            "token" if token.is_some() => {
+                return Err(ApiError::InvalidRequest(
+                    "token given more than once".into(),
+                ));
+            }
+            "token" => token = Some(value.into_owned()),
+            "token_type_hint" => hint += 1,
+            _ => {}
+        }
+    }
+    if hint > 1 {
+        return Err(ApiError::InvalidRequest(
+            "token_type_hint given more than once".into(),
+        ));
+    }
+    match token {
+        Some(t) if !t.is_empty() => Ok(t),
+        _ => Err(ApiError::InvalidRequest("missing token parameter".into())),
+    }
+}
+
+async fn introspect(State(state): State<AppState>, request: Request) -> Response {
+    let started = Instant::now();
+    let result = async {
+        let caller = authenticate(&state, request.headers(), Permission::Introspect, "introspect")?;
+        let token = read_token_form(request, state.max_body).await?;
+        let verdict = state.verifier.check(&token, (state.clock)()).await;
+        tracing::debug!(caller = %caller.id, token = %fingerprint(&token), reason = ?verdict.reason(), "introspect");
+        Ok::<_, ApiError>(verdict)
+    }
+    .await;
+    let (outcome, response) = match result {
+        Ok(Verdict::Active(verified)) => (
+            Outcome::Active,
+            axum::Json(introspection_body(&verified)).into_response(),
+        ),
+        Ok(Verdict::Inactive(_)) => (
+            Outcome::Inactive,
+            axum::Json(json!({"active": false})).into_response(),
+        ),
+        Err(e) => (e.outcome(), e.into_response()),
+    };
+    state.metrics.request(Api::Http, outcome, started.elapsed());
+    response
+}
+
+/// RFC 7662 §2.2: every claim the token carries, plus `active` and `token_type`,
+/// and `client_id` / `scope` filled from `azp` / `scp` where the IdP uses those.
+pub fn introspection_body(verified: &Verified) -> Value {
+    let claims = &verified.claims;
+    let mut body: Map<String, Value> = claims.map().clone();
+    body.insert("active".into(), Value::Bool(true));
+    body.insert("token_type".into(), Value::String("Bearer".into()));
+    if !body.contains_key("client_id") {
+        if let Some(client) = claims.client_id() {
+            body.insert("client_id".into(), Value::String(client.to_owned()));
+        }
+    }
+    if !body.contains_key("scope") {
+        if let Some(scope) = claims.scope() {
+            body.insert("scope".into(), Value::String(scope));
+        }
+    }
+    Value::Object(body)
+}
+
+/// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Caddy
+/// `forward_auth`: the end user's bearer token in, a verdict and identity headers out.
+async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let started = Instant::now();
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
+    let verdict = match token {
+        Some(t) if !t.is_empty() => Some(state.verifier.check(t, (state.clock)()).await),
+        _ => None,
+    };
+    let (outcome, response) = match verdict {
+        Some(Verdict::Active(verified)) => {
+            (Outcome::Active, identity_headers(&verified).into_response())
+        }
+        _ => {
+            let challenge =
+                HeaderValue::from_static("Bearer realm=\"tokend\", error=\"invalid_token\"");
+            let response = (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, challenge)],
+            )
+                .into_response();
+            (Outcome::Inactive, response)
+        }
+    };
+    state
+        .metrics
+        .request(Api::ForwardAuth, outcome, started.elapsed());
+    response
+}
+
+/// The identity headers a gateway forwards upstream. A value that cannot be a
+/// header (control characters) is left out rather than mangled.
+pub fn identity_headers(verified: &Verified) -> HeaderMap {
+    let claims = &verified.claims;
+    let mut headers = HeaderMap::new();
+    let mut put = |name: &'static str, value: Option<String>| {
+        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
+            headers.insert(HeaderName::from_static(name), v);
+        }
+    };
+    put("x-auth-subject", claims.sub().map(str::to_owned));
+    put("x-auth-issuer", claims.iss().map(str::to_owned));
+    put("x-auth-scope", claims.scope());
+    put("x-auth-client-id", claims.client_id().map(str::to_owned));
+    put(
+        "x-auth-expires",
+        claims.exp().map(|e| (e as i64).to_string()),
+    );
+    headers
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    let report = readiness(&state);
+    let status = if report.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, axum::Json(report.body)).into_response()
+}
+
+/// Readiness of the whole service, shared by `/readyz` and gRPC health.
+pub struct Readiness {
+    pub ready: bool,
+    pub body: Value,
+}
+
+pub fn readiness(state: &Shared) -> Readiness {
+    let mut ready = true;
+    let mut degraded = false;
+    let mut issuers = Map::new();
+    for issuer in state.verifier.issuers() {
+        let status = issuer.status();
+        let loaded = issuer.is_loaded();
+        let failing = status.last_error.is_some();
+        ready &= loaded;
+        degraded |= loaded && failing;
+        issuers.insert(
+            issuer.name().to_owned(),
+            json!({
+                "ready": loaded,
+                "keys": issuer.keys().keys().len(),
+                "degraded": loaded && failing,
+                "last_error": status.last_error,
+            }),
+        );
+    }
+    let label = if !ready {
+        "not_ready"
+    } else if degraded {
+        "degraded"
+    } else {
+        "ready"
+    };
+    Readiness {
+        ready,
+        body: json!({"status": label, "issuers": issuers}),
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let text = state.prometheus.render();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        Body::from(Bytes::from(text)),
+    )
+        .into_response()
+}
+
+fn unix(t: Option<SystemTime>) -> Value {
+    t.and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(Value::Null, |d| json!(d.as_secs()))
+}
+
+async fn list_issuers(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, Permission::Admin, "admin")?;
+    let now = SystemTime::now();
+    let issuers: Vec<Value> = state
+        .verifier
+        .issuers()
+        .iter()
+        .map(|issuer| {
+            let status = issuer.status();
+            let keys = issuer.keys();
+            let key_list: Vec<Value> = keys
+                .keys()
+                .iter()
+                .map(|k| json!({"kid": k.kid, "kty": k.kty(), "alg": k.alg.map(|a| a.name()), "bits": k.bits()}))
+                .collect();
+            let rejected: Vec<Value> =
+                keys.rejected.iter().map(|(kid, why)| json!({"kid": kid, "reason": why.to_string()})).collect();
+            let age = status.last_success.and_then(|t| now.duration_since(t).ok()).map(|d| d.as_secs());
+            json!({
+                "name": issuer.name(),
+                "issuer": issuer.config.issuer,
+                "algorithms": issuer.config.allowed.iter().map(|a| a.name()).collect::<Vec<_>>(),
+                "keys": key_list,
+                "rejected_keys": rejected,
+                "ready": issuer.is_loaded(),
+                "last_refresh": unix(status.last_success),
+                "last_attempt": unix(status.last_attempt),
+                "last_error": status.last_error,
+                "consecutive_failures": status.consecutive_failures,
+                "staleness_seconds": age,
+                "stale": status.last_error.is_some(),
+            })
+        })
+        .collect();
+    Ok(axum::Json(json!({"issuers": issuers})).into_response())
+}
+
+async fn refresh_issuer(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, Permission::Admin, "admin")?;
+    let issuer = state
+        .verifier
+        .issuer_by_name(&name)
+        .ok_or(ApiError::NotFound)?;
+    tracing::info!(caller = %caller.id, issuer = %name, "admin asked for a key refresh");
+    match issuer.request_refresh().await {
+        Ok(()) => Ok(axum::Json(
+            json!({"issuer": name, "refreshed": true, "keys": issuer.keys().keys().len()}),
+        )
+        .into_response()),
+        Err(e) => Err(ApiError::Unavailable(format!(
+            "refresh of {name} failed: {e}"
+        ))),
+    }
+}

@@ -1,0 +1,6 @@
+//! The fronts callers reach. Each one authenticates the caller, parses the
+//! request, asks [`crate::token::Verifier`] and shapes the answer.
+
+pub mod auth;
+pub mod errors;
+pub mod http;

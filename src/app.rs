@@ -1,0 +1,163 @@
+//! Builds the shared state from a validated config, starts the listeners and
+//! background tasks, and shuts everything down gracefully.
+
+use anyhow::Context;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::auth::Clients;
+use crate::api::http::{self, AppState, Clock, Shared};
+use crate::config::Config;
+use crate::keys::IssuerKeys;
+use crate::metrics::{self, Metrics};
+use crate::token::Verifier;
+
+/// A running tokend.
+pub struct App {
+    pub http_addr: SocketAddr,
+    pub metrics_addr: Option<SocketAddr>,
+    pub state: AppState,
+    shutdown: CancellationToken,
+    tasks: JoinSet<()>,
+    grace: Duration,
+}
+
+/// Starts tokend: binds every listener (port 0 picks a free one), starts one key
+/// refresher per issuer, and returns once it accepts connections. Readiness
+/// (`/readyz`) turns green when every issuer has its first key set.
+pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
+    let prometheus = metrics::install();
+    let names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
+    let metrics = Arc::new(Metrics::new(&names));
+    let mut issuers = Vec::with_capacity(config.issuers.len());
+    for (index, issuer) in config.issuers.iter().enumerate() {
+        let keys = IssuerKeys::new(index, issuer.clone(), metrics.clone())
+            .with_context(|| format!("issuer {}", issuer.name))?;
+        issuers.push(Arc::new(keys));
+    }
+    let verifier = Arc::new(Verifier::new(
+        issuers.clone(),
+        config.server.max_token_bytes,
+        metrics.clone(),
+    ));
+    let state: AppState = Arc::new(Shared {
+        verifier,
+        clients: Clients::new(&config.clients),
+        metrics,
+        prometheus,
+        clock,
+        max_body: config.server.max_token_bytes * 3 + 4096,
+    });
+
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    for issuer in issuers {
+        tasks.spawn(issuer.run_refresher(shutdown.child_token()));
+    }
+
+    let http_listener = TcpListener::bind(&config.server.http_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on server.http_addr {}",
+                config.server.http_addr
+            )
+        })?;
+    let http_addr = http_listener.local_addr()?;
+    let router = http::router(state.clone());
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let served = axum::serve(http_listener, router)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "HTTP listener failed");
+        }
+    });
+
+    let metrics_addr = if config.server.metrics_addr.is_empty() {
+        None
+    } else {
+        let listener = TcpListener::bind(&config.server.metrics_addr)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on server.metrics_addr {}",
+                    config.server.metrics_addr
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let router = http::probe_router(state.clone());
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "metrics listener failed");
+            }
+        });
+        Some(addr)
+    };
+
+    tracing::info!(%http_addr, ?metrics_addr, issuers = config.issuers.len(), "tokend listening");
+    Ok(App {
+        http_addr,
+        metrics_addr,
+        state,
+        shutdown,
+        tasks,
+        grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+    })
+}
+
+impl App {
+    /// Stops accepting, lets in-flight requests finish within the grace period,
+    /// stops background tasks. Returns whether everything drained in time.
+    pub async fn shutdown(mut self) -> bool {
+        self.shutdown.cancel();
+        let drained = tokio::time::timeout(self.grace, async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if !drained {
+            tracing::warn!(grace = ?self.grace, "shutdown grace period over; dropping remaining connections");
+            self.tasks.abort_all();
+        }
+        drained
+    }
+
+    /// Runs until `signal` resolves, then shuts down.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> bool {
+        signal.await;
+        tracing::info!("shutting down");
+        self.shutdown().await
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

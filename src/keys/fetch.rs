@@ -1,0 +1,212 @@
+//! Bounded HTTP fetches of discovery documents and JWKS.
+//!
+//! Every fetch has a total deadline, a body cap, HTTPS only (unless the issuer
+//! allows plain HTTP for loopback tests), and refuses redirects to another host
+//! or scheme: an IdP's key URL is never steered somewhere else.
+
+use reqwest::redirect;
+use std::time::Duration;
+
+use crate::config::IssuerConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("cannot build HTTP client: {0}")]
+    Client(String),
+    #[error("request to {url} failed: {reason}")]
+    Request { url: String, reason: String },
+    #[error("{url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+    #[error("{url} sent more than {limit} bytes")]
+    TooLarge { url: String, limit: usize },
+    #[error("discovery document: {0}")]
+    Discovery(String),
+}
+
+/// A successful GET: the body and the `max-age` the server asked for.
+pub struct Fetched {
+    pub body: Vec<u8>,
+    pub max_age: Option<Duration>,
+}
+
+/// One issuer's HTTP client with its bounds.
+pub struct Fetcher {
+    client: reqwest::Client,
+    max_bytes: usize,
+    allow_http: bool,
+}
+
+impl Fetcher {
+    pub fn new(config: &IssuerConfig) -> Result<Fetcher, FetchError> {
+        let policy = redirect::Policy::custom(|attempt| {
+            let Some(first) = attempt.previous().first() else {
+                return attempt.follow();
+            };
+            let same_origin = attempt.url().host_str() == first.host_str()
+                && attempt.url().port_or_known_default() == first.port_or_known_default()
+                && attempt.url().scheme() == first.scheme();
+            if !same_origin {
+                attempt.error("redirect to another host refused")
+            } else if attempt.previous().len() > 3 {
+                attempt.error("too many redirects")
+            } else {
+                attempt.follow()
+            }
+        });
+        let mut builder = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.fetch_timeout_seconds))
+            .connect_timeout(Duration::from_secs(config.fetch_timeout_seconds))
+            .redirect(policy)
+            .https_only(!config.allow_insecure_http)
+            .user_agent(concat!("tokend/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &config.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| FetchError::Client(format!("{}: {e}", path.display())))?;
+            for cert in reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| FetchError::Client(e.to_string()))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder
+            .build()
+            .map_err(|e| FetchError::Client(e.to_string()))?;
+        Ok(Fetcher {
+            client,
+            max_bytes: config.max_jwks_bytes,
+            allow_http: config.allow_insecure_http,
+        })
+    }
+
+    /// GETs `url`, reading at most `max_jwks_bytes` of body.
+    pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
+        let failed = |e: reqwest::Error| FetchError::Request {
+            url: url.to_owned(),
+            reason: error_chain(&e),
+        };
+        let mut response = self
+            .client
+            .get(url)
+            .header(
+                reqwest::header::ACCEPT,
+                "application/json, application/jwk-set+json",
+            )
+            .send()
+            .await
+            .map_err(failed)?;
+        if !response.status().is_success() {
+            return Err(FetchError::Status {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
+        let max_age = response
+            .headers()
+            .get(reqwest::header::CACHE_CONTROL)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_max_age);
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(FetchError::TooLarge {
+                url: url.to_owned(),
+                limit: self.max_bytes,
+            });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(FetchError::TooLarge {
+                    url: url.to_owned(),
+                    limit: self.max_bytes,
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Fetched { body, max_age })
+    }
+
+    /// OpenID Connect Discovery: reads `{issuer}/.well-known/openid-configuration`,
+    /// checks that its `issuer` is exactly ours and returns its `jwks_uri`.
+    pub async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            issuer.trim_end_matches('/')
+        );
+        let fetched = self.get(&url).await?;
+        let doc: serde_json::Value = serde_json::from_slice(&fetched.body)
+            .map_err(|e| FetchError::Discovery(format!("not JSON: {e}")))?;
+        match doc.get("issuer").and_then(|v| v.as_str()) {
+            Some(found) if found == issuer => {}
+            Some(found) => {
+                return Err(FetchError::Discovery(format!(
+                    "issuer {found:?} does not match configured {issuer:?}"
+                )));
+            }
+            None => return Err(FetchError::Discovery("no issuer member".into())),
+        }
+        let jwks_uri = doc
+            .get("jwks_uri")
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| FetchError::Discovery("no jwks_uri member".into()))?;
+        match url::Url::parse(jwks_uri) {
+            Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && self.allow_http) => {
+                Ok(jwks_uri.to_owned())
+            }
+            _ => Err(FetchError::Discovery(format!(
+                "jwks_uri {jwks_uri:?} is not an https:// URL"
+            ))),
+        }
+    }
+}
+
+/// `max-age` from a `Cache-Control` value; `no-cache`/`no-store` count as zero.
+pub fn parse_max_age(value: &str) -> Option<Duration> {
+    let mut max_age = None;
+    for directive in value.split(',').map(str::trim) {
+        let lower = directive.to_ascii_lowercase();
+        if lower == "no-cache" || lower == "no-store" {
+            return Some(Duration::ZERO);
+        }
+        if let Some(n) = lower.strip_prefix("max-age=") {
+            max_age = n
+                .trim_matches('"')
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs);
+        }
+    }
+    max_age
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_parsing() {
+        assert_eq!(
+            parse_max_age("public, max-age=3600"),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(
+            parse_max_age("MAX-AGE=5, must-revalidate"),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(parse_max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(parse_max_age("public"), None);
+        assert_eq!(parse_max_age("max-age=abc"), None);
+    }
+}

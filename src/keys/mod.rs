@@ -1,0 +1,321 @@
+//! Step 4 of the token path: an issuer's keys, kept fresh in the background.
+//!
+//! Each issuer has one [`IssuerKeys`]: an `ArcSwap<KeySet>` that readers load
+//! without locking, and one refresher task that builds the next set and swaps
+//! it in whole. The refresher sleeps for the server's `max-age` (clamped to the
+//! issuer's bounds), wakes early when a token names an unknown `kid` (at most
+//! once per `unknown_kid_refresh_seconds`, single flight) or when an admin asks,
+//! and on failure keeps the last good set and backs off.
+
+pub mod fetch;
+pub mod jwk;
+pub mod set;
+
+use arc_swap::ArcSwap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use crate::config::{IssuerConfig, KeySource};
+use crate::metrics::Metrics;
+use fetch::{FetchError, Fetcher};
+use jwk::{Jwk, Source};
+use set::{JwksError, KeySet};
+
+/// The longest a request waits for the refresh its unknown `kid` triggered.
+pub const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(500);
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    #[error("JWKS refused: {0}")]
+    Jwks(#[from] JwksError),
+    #[error("cannot read {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("HMAC secret: {0}")]
+    Hmac(#[from] jwk::KeyRejected),
+}
+
+/// What `/readyz` and `/admin/issuers` show about an issuer.
+#[derive(Debug, Clone, Default)]
+pub struct Status {
+    pub last_success: Option<SystemTime>,
+    pub last_attempt: Option<SystemTime>,
+    pub last_error: Option<String>,
+    pub consecutive_failures: u32,
+    pub refreshes: u64,
+}
+
+/// One trusted issuer: its configuration, its current keys, its refresher's state.
+pub struct IssuerKeys {
+    pub index: usize,
+    pub config: IssuerConfig,
+    keys: ArcSwap<KeySet>,
+    loaded: std::sync::atomic::AtomicBool,
+    status: Mutex<Status>,
+    wake: Notify,
+    /// Count of finished refresh attempts; waiters watch it change.
+    attempts: watch::Sender<u64>,
+    /// Milliseconds since `epoch` of the last unknown-kid refresh (0: never).
+    last_kid_refresh_ms: AtomicU64,
+    epoch: Instant,
+    fetcher: Option<Fetcher>,
+    metrics: Arc<Metrics>,
+}
+
+impl IssuerKeys {
+    pub fn new(
+        index: usize,
+        config: IssuerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<IssuerKeys, FetchError> {
+        let fetcher = match config.key_source() {
+            KeySource::Discovery | KeySource::JwksUri(_) => Some(Fetcher::new(&config)?),
+            KeySource::JwksFile(_) | KeySource::Hmac => None,
+        };
+        Ok(IssuerKeys {
+            index,
+            config,
+            keys: ArcSwap::from_pointee(KeySet::default()),
+            loaded: false.into(),
+            status: Mutex::new(Status::default()),
+            wake: Notify::new(),
+            attempts: watch::channel(0).0,
+            last_kid_refresh_ms: AtomicU64::new(0),
+            epoch: Instant::now(),
+            fetcher,
+            metrics,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The current key set: a lock-free load.
+    pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.keys.load()
+    }
+
+    /// Whether a usable key set has been loaded at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    pub fn status(&self) -> Status {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Fetches (or reads) the key set now and swaps it in on success.
+    /// Returns how long to wait before the next scheduled refresh.
+    pub async fn refresh_now(&self) -> Result<Duration, RefreshError> {
+        let started = std::time::Instant::now();
+        let result = self.load().await;
+        self.metrics
+            .jwks_fetch_seconds(self.index, started.elapsed());
+        let now = SystemTime::now();
+        let outcome = match result {
+            Ok((set, max_age)) => {
+                for (kid, why) in &set.rejected {
+                    tracing::warn!(issuer = %self.config.name, kid = ?kid, %why, "key left out of the key set");
+                }
+                for kid in set.ambiguous_kids() {
+                    tracing::warn!(issuer = %self.config.name, kid, "kid names more than one key; tokens using it are inactive");
+                }
+                tracing::info!(issuer = %self.config.name, keys = set.keys().len(), "key set loaded");
+                self.metrics.key_set_loaded(self.index, set.keys().len());
+                self.keys.store(Arc::new(set));
+                self.loaded.store(true, Ordering::Release);
+                if let Ok(mut s) = self.status.lock() {
+                    s.last_success = Some(now);
+                    s.last_attempt = Some(now);
+                    s.last_error = None;
+                    s.consecutive_failures = 0;
+                    s.refreshes += 1;
+                }
+                self.metrics.jwks_refresh(self.index, true);
+                Ok(self.schedule(max_age))
+            }
+            Err(e) => {
+                tracing::warn!(issuer = %self.config.name, error = %e, "key refresh failed; last good keys keep serving");
+                if let Ok(mut s) = self.status.lock() {
+                    s.last_attempt = Some(now);
+                    s.last_error = Some(e.to_string());
+                    s.consecutive_failures += 1;
+                }
+                self.metrics.jwks_refresh(self.index, false);
+                Err(e)
+            }
+        };
+        self.attempts.send_modify(|n| *n += 1);
+        outcome
+    }
+
+    async fn load(&self) -> Result<(KeySet, Option<Duration>), RefreshError> {
+        match self.config.key_source() {
+            KeySource::Hmac => {
+                let secret = self
+                    .config
+                    .hmac_key
+                    .as_ref()
+                    .map(|s| s.0.as_slice())
+                    .unwrap_or_default();
+                let key = Jwk::hmac(None, None, secret)?;
+                Ok((KeySet::from_keys(vec![key]), None))
+            }
+            KeySource::JwksFile(path) => {
+                let bytes = tokio::fs::read(&path)
+                    .await
+                    .map_err(|e| RefreshError::File {
+                        path: path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                Ok((KeySet::from_jwks(&bytes, Source::Local)?, None))
+            }
+            KeySource::JwksUri(uri) => self.fetch_jwks(&uri).await,
+            KeySource::Discovery => {
+                let fetcher = self
+                    .fetcher
+                    .as_ref()
+                    .expect("fetcher exists for discovery issuers");
+                let uri = fetcher.discover(&self.config.issuer).await?;
+                self.fetch_jwks(&uri).await
+            }
+        }
+    }
+
+    async fn fetch_jwks(&self, uri: &str) -> Result<(KeySet, Option<Duration>), RefreshError> {
+        let fetcher = self
+            .fetcher
+            .as_ref()
+            .expect("fetcher exists for remote issuers");
+        let fetched = fetcher.get(uri).await?;
+        Ok((
+            KeySet::from_jwks(&fetched.body, Source::Fetched)?,
+            fetched.max_age,
+        ))
+    }
+
+    /// Next refresh: the server's `max-age` (or `refresh_seconds`) within [min, max].
+    fn schedule(&self, max_age: Option<Duration>) -> Duration {
+        next_refresh(&self.config, max_age)
+    }
+
+    /// Called by a request whose `kid` is unknown. Triggers one refresh unless one
+    /// ran within `unknown_kid_refresh_seconds`, and waits (bounded) for it. Returns
+    /// whether a refresh finished, i.e. whether looking again can help.
+    pub async fn refresh_for_unknown_kid(&self) -> bool {
+        if !self.config.key_source().is_remote() {
+            return false;
+        }
+        let now_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
+        let interval_ms = self.config.unknown_kid_refresh_seconds * 1000;
+        let last = self.last_kid_refresh_ms.load(Ordering::Acquire);
+        if last != 0 && now_ms < last + interval_ms {
+            return false;
+        }
+        if self
+            .last_kid_refresh_ms
+            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false; // another request won the race and triggered it
+        }
+        let mut attempts = self.attempts.subscribe();
+        tracing::debug!(issuer = %self.config.name, "unknown kid: refreshing keys");
+        self.wake.notify_one();
+        matches!(
+            tokio::time::timeout(UNKNOWN_KID_WAIT, attempts.changed()).await,
+            Ok(Ok(()))
+        )
+    }
+
+    /// Asks the refresher to run now (admin API) and waits for it, bounded by the fetch deadline.
+    pub async fn request_refresh(&self) -> Result<(), String> {
+        let mut attempts = self.attempts.subscribe();
+        self.wake.notify_one();
+        let deadline = Duration::from_secs(self.config.fetch_timeout_seconds * 3 + 1);
+        match tokio::time::timeout(deadline, attempts.changed()).await {
+            Ok(Ok(())) => match self.status().last_error {
+                None => Ok(()),
+                Some(e) => Err(e),
+            },
+            _ => Err("refresh did not finish in time".into()),
+        }
+    }
+
+    /// The refresher task: runs until `shutdown` fires.
+    pub async fn run_refresher(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            let delay = match self.refresh_now().await {
+                Ok(delay) => delay,
+                Err(_) => self.backoff(),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.wake.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// After a failure: 1 s, 2 s, 4 s … up to `min_refresh_seconds`.
+    fn backoff(&self) -> Duration {
+        let failures = self.status().consecutive_failures.clamp(1, 16);
+        let secs = 1u64 << (failures - 1);
+        Duration::from_secs(secs.min(self.config.min_refresh_seconds))
+    }
+}
+
+impl KeySource {
+    /// Whether keys come over the network (only then can a refresh find new ones).
+    pub fn is_remote(&self) -> bool {
+        matches!(self, KeySource::Discovery | KeySource::JwksUri(_))
+    }
+}
+
+/// The server's `max-age` (or the configured default) clamped into the issuer's bounds.
+pub fn next_refresh(config: &IssuerConfig, max_age: Option<Duration>) -> Duration {
+    let secs = max_age.map_or(config.refresh_seconds, |d| d.as_secs());
+    Duration::from_secs(secs.clamp(config.min_refresh_seconds, config.max_refresh_seconds))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn issuer() -> IssuerConfig {
+        let text = "[[issuers]]\nname = \"a\"\nissuer = \"https://a\"\njwks_uri = \"https://a/k\"\nmin_refresh_seconds = 60\nmax_refresh_seconds = 3600\nrefresh_seconds = 300\n";
+        Config::from_toml(text, Vec::new())
+            .unwrap()
+            .issuers
+            .remove(0)
+    }
+
+    #[test]
+    fn refresh_schedule_honours_max_age_within_bounds() {
+        let c = issuer();
+        assert_eq!(next_refresh(&c, None), Duration::from_secs(300));
+        assert_eq!(
+            next_refresh(&c, Some(Duration::from_secs(900))),
+            Duration::from_secs(900)
+        );
+        assert_eq!(
+            next_refresh(&c, Some(Duration::from_secs(5))),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            next_refresh(&c, Some(Duration::ZERO)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            next_refresh(&c, Some(Duration::from_secs(999_999))),
+            Duration::from_secs(3600)
+        );
+    }
+}

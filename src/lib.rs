@@ -1,0 +1,23 @@
+//! tokend: a token validation service.
+//!
+//! # Layout, in the order a token travels
+//! - [`api`]: HTTP (and later gRPC) fronts — caller authentication, request
+//!   parsing, response shaping. No verification logic lives there.
+//! - [`token`]: the one entry point, [`token::Verifier::check`]: size cap, strict
+//!   base64url and JSON ([`token::parse`]), issuer by exact `iss`, algorithm
+//!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).
+//! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
+//!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), the refresher.
+//! - [`metrics`]: metric names, buckets and pre-registered handles.
+//! - [`config`]: TOML + environment overlay, validated with key paths.
+//! - [`app`]: builds the shared state, starts listeners and background tasks,
+//!   shuts down gracefully.
+//! - [`mint`]: signs tokens (tests, benches, the load generator and dev mode).
+
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod keys;
+pub mod metrics;
+pub mod mint;
+pub mod token;

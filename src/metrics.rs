@@ -1,0 +1,242 @@
+//! Prometheus metrics: names, buckets and pre-built handles.
+//!
+//! Label values come only from closed sets (configured issuer names or
+//! `unknown`, supported algorithms or `other`, [`Reason`] labels or `active`,
+//! fixed API and result names), so nothing a caller sends becomes a series.
+//! Handles are created once (eagerly, or on first use for the large
+//! issuer × alg × result cross product) and then cost no allocation per request.
+
+use metrics::{Counter, Gauge, Histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::token::alg::Algorithm;
+use crate::token::reason::Reason;
+
+pub const VERIFY_DURATION: &str = "tokend_verify_duration_seconds";
+pub const REQUESTS: &str = "tokend_requests_total";
+pub const REQUEST_DURATION: &str = "tokend_request_duration_seconds";
+pub const JWKS_REFRESH: &str = "tokend_jwks_refresh_total";
+pub const JWKS_FETCH_DURATION: &str = "tokend_jwks_fetch_duration_seconds";
+pub const JWKS_KEYS: &str = "tokend_jwks_keys";
+pub const JWKS_LAST_SUCCESS: &str = "tokend_jwks_last_success_timestamp_seconds";
+
+/// Buckets from 5 µs to 1 s: verification is microseconds, a refresh-wait is up to 500 ms.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+];
+
+/// Installs the process-wide Prometheus recorder once and starts its upkeep
+/// (so histograms are drained even when nobody scrapes). Later calls return the same handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full(JWKS_FETCH_DURATION.into()),
+                    &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .expect("bucket list is not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!(
+                    "a metrics recorder was already installed; tokend's metrics go there"
+                );
+            }
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_secs(5));
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("spawn metrics upkeep thread");
+            handle
+        })
+        .clone()
+}
+
+/// The API a request came through (label `api`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    Http,
+    Grpc,
+    Envoy,
+    ForwardAuth,
+}
+
+impl Api {
+    const ALL: [Api; 4] = [Api::Http, Api::Grpc, Api::Envoy, Api::ForwardAuth];
+    fn label(self) -> &'static str {
+        match self {
+            Api::Http => "http",
+            Api::Grpc => "grpc",
+            Api::Envoy => "envoy",
+            Api::ForwardAuth => "forward_auth",
+        }
+    }
+}
+
+/// How a request ended (label `result` of `tokend_requests_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Active,
+    Inactive,
+    InvalidClient,
+    Forbidden,
+    BadRequest,
+    Unavailable,
+    Ok,
+}
+
+impl Outcome {
+    const ALL: [Outcome; 7] = [
+        Outcome::Active,
+        Outcome::Inactive,
+        Outcome::InvalidClient,
+        Outcome::Forbidden,
+        Outcome::BadRequest,
+        Outcome::Unavailable,
+        Outcome::Ok,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            Outcome::Active => "active",
+            Outcome::Inactive => "inactive",
+            Outcome::InvalidClient => "invalid_client",
+            Outcome::Forbidden => "forbidden",
+            Outcome::BadRequest => "bad_request",
+            Outcome::Unavailable => "unavailable",
+            Outcome::Ok => "ok",
+        }
+    }
+}
+
+const ALG_SLOTS: usize = Algorithm::ALL.len() + 1; // + "other"
+
+/// All of tokend's metric handles.
+pub struct Metrics {
+    issuer_labels: Vec<String>, // configured names, then "unknown"
+    verify: Box<[OnceLock<Histogram>]>,
+    requests: Vec<Counter>,
+    request_duration: Vec<Histogram>,
+    jwks_ok: Vec<Counter>,
+    jwks_err: Vec<Counter>,
+    jwks_fetch: Vec<Histogram>,
+    jwks_keys: Vec<Gauge>,
+    jwks_last_success: Vec<Gauge>,
+}
+
+impl Metrics {
+    /// Registers handles for these issuer names (the recorder must be installed first).
+    pub fn new(issuer_names: &[String]) -> Metrics {
+        let mut issuer_labels: Vec<String> = issuer_names.to_vec();
+        issuer_labels.push("unknown".into());
+        let slots = issuer_labels.len() * ALG_SLOTS * (Reason::ALL.len() + 1);
+        let per_issuer = |name: &'static str, result: Option<&'static str>| -> Vec<Counter> {
+            issuer_names
+                .iter()
+                .map(|issuer| match result {
+                    Some(r) => metrics::counter!(name, "issuer" => issuer.clone(), "result" => r),
+                    None => metrics::counter!(name, "issuer" => issuer.clone()),
+                })
+                .collect()
+        };
+        let mut requests = Vec::new();
+        for api in Api::ALL {
+            for outcome in Outcome::ALL {
+                requests.push(
+                    metrics::counter!(REQUESTS, "api" => api.label(), "result" => outcome.label()),
+                );
+            }
+        }
+        Metrics {
+            verify: (0..slots).map(|_| OnceLock::new()).collect(),
+            requests,
+            request_duration: Api::ALL
+                .iter()
+                .map(|api| metrics::histogram!(REQUEST_DURATION, "api" => api.label()))
+                .collect(),
+            jwks_ok: per_issuer(JWKS_REFRESH, Some("ok")),
+            jwks_err: per_issuer(JWKS_REFRESH, Some("error")),
+            jwks_fetch: issuer_names
+                .iter()
+                .map(|i| metrics::histogram!(JWKS_FETCH_DURATION, "issuer" => i.clone()))
+                .collect(),
+            jwks_keys: issuer_names
+                .iter()
+                .map(|i| metrics::gauge!(JWKS_KEYS, "issuer" => i.clone()))
+                .collect(),
+            jwks_last_success: issuer_names
+                .iter()
+                .map(|i| metrics::gauge!(JWKS_LAST_SUCCESS, "issuer" => i.clone()))
+                .collect(),
+            issuer_labels,
+        }
+    }
+
+    /// Records one verification. `issuer`/`alg` are `None` when the token failed
+    /// before they were known; `result` is `None` for an active token.
+    pub fn verified(
+        &self,
+        issuer: Option<usize>,
+        alg: Option<Algorithm>,
+        result: Option<Reason>,
+        took: Duration,
+    ) {
+        let unknown = self.issuer_labels.len() - 1;
+        let i = issuer.filter(|i| *i < unknown).unwrap_or(unknown);
+        let a = alg.map_or(ALG_SLOTS - 1, Algorithm::index);
+        let r = result.map_or(Reason::ALL.len(), Reason::index);
+        let slot = (i * ALG_SLOTS + a) * (Reason::ALL.len() + 1) + r;
+        let histogram = self.verify[slot].get_or_init(|| {
+            metrics::histogram!(
+                VERIFY_DURATION,
+                "issuer" => self.issuer_labels[i].clone(),
+                "alg" => alg.map_or("other", Algorithm::name),
+                "result" => result.map_or("active", Reason::as_str),
+            )
+        });
+        histogram.record(took.as_secs_f64());
+    }
+
+    pub fn request(&self, api: Api, outcome: Outcome, took: Duration) {
+        let a = Api::ALL.iter().position(|x| *x == api).unwrap_or(0);
+        let o = Outcome::ALL.iter().position(|x| *x == outcome).unwrap_or(0);
+        self.requests[a * Outcome::ALL.len() + o].increment(1);
+        self.request_duration[a].record(took.as_secs_f64());
+    }
+
+    pub fn jwks_refresh(&self, issuer: usize, ok: bool) {
+        let counters = if ok { &self.jwks_ok } else { &self.jwks_err };
+        if let Some(c) = counters.get(issuer) {
+            c.increment(1);
+        }
+    }
+
+    pub fn jwks_fetch_seconds(&self, issuer: usize, took: Duration) {
+        if let Some(h) = self.jwks_fetch.get(issuer) {
+            h.record(took.as_secs_f64());
+        }
+    }
+
+    pub fn key_set_loaded(&self, issuer: usize, keys: usize) {
+        if let Some(g) = self.jwks_keys.get(issuer) {
+            g.set(keys as f64);
+        }
+        if let Some(g) = self.jwks_last_success.get(issuer) {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            g.set(now.as_secs_f64());
+        }
+    }
+}

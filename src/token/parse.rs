@@ -1,0 +1,300 @@
+//! Step 1–2 of the token path: compact JWS → header, payload bytes, signature.
+//!
+//! Everything here is strict: unpadded base64url with canonical trailing bits
+//! only, JSON objects in which no member appears twice (serde_json silently
+//! keeps the last duplicate, which would let a gateway and tokend read
+//! different values from one token), and a header whose `crit` we must
+//! understand. `jku`, `jwk`, `x5u` and `x5c` are deliberately never read: keys
+//! come only from the issuer's own key set.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::fmt;
+
+use super::alg::Algorithm;
+use super::reason::Reason;
+
+/// The parts of a compact JWS, decoded once.
+#[derive(Debug)]
+pub struct Jws<'a> {
+    pub header: Header,
+    /// `BASE64URL(header) . BASE64URL(payload)`: the bytes the signature covers.
+    pub signing_input: &'a [u8],
+    pub payload: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// The protected header members tokend acts on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Header {
+    pub alg: Algorithm,
+    pub kid: Option<String>,
+    pub typ: Option<String>,
+}
+
+impl<'a> Jws<'a> {
+    /// Splits and decodes a compact JWS of at most `max_bytes` bytes.
+    pub fn parse(token: &'a str, max_bytes: usize) -> Result<Jws<'a>, Reason> {
+        if token.len() > max_bytes {
+            return Err(Reason::TooLarge);
+        }
+        let mut parts = token.splitn(4, '.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(Reason::Malformed);
+        };
+        let header_bytes = b64_decode(h)?;
+        let header = parse_header(&header_bytes)?;
+        let payload = b64_decode(p)?;
+        let signature = b64_decode(s)?;
+        let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
+        Ok(Jws {
+            header,
+            signing_input,
+            payload,
+            signature,
+        })
+    }
+}
+
+/// Strict base64url: the unpadded alphabet of RFC 7515 §2, no padding, no
+/// whitespace, no non-canonical trailing bits.
+pub fn b64_decode(segment: &str) -> Result<Vec<u8>, Reason> {
+    URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| Reason::BadBase64)
+}
+
+fn parse_header(bytes: &[u8]) -> Result<Header, Reason> {
+    let map = parse_object(bytes).map_err(|e| e.unwrap_or(Reason::BadHeader))?;
+    let alg = match map.get("alg") {
+        Some(Value::String(name)) => match Algorithm::from_name(name) {
+            Some(alg) => alg,
+            None if name.eq_ignore_ascii_case("none") => return Err(Reason::AlgNone),
+            None => return Err(Reason::UnsupportedAlg),
+        },
+        _ => return Err(Reason::BadHeader),
+    };
+    // tokend implements no JWS extension, so any `crit` is one it does not understand
+    // (RFC 7515 §4.1.11); an empty or malformed `crit` is invalid as well.
+    if map.contains_key("crit") {
+        return Err(Reason::CritUnsupported);
+    }
+    let kid = optional_string(&map, "kid").ok_or(Reason::BadHeader)?;
+    let typ = optional_string(&map, "typ").ok_or(Reason::BadHeader)?;
+    Ok(Header { alg, kid, typ })
+}
+
+/// `Some(None)` when absent, `Some(Some(s))` for a string, `None` for any other type.
+fn optional_string(map: &Map<String, Value>, name: &str) -> Option<Option<String>> {
+    match map.get(name) {
+        None => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(_) => None,
+    }
+}
+
+/// Parses a JSON object, rejecting duplicate members at any depth.
+///
+/// Errors are `Some(Reason::DuplicateMember)` for a repeated member and `None`
+/// for anything else (the caller knows whether it was parsing a header or claims).
+pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Option<Reason>> {
+    match serde_json::from_slice::<StrictValue>(bytes) {
+        Ok(StrictValue(Value::Object(map))) => Ok(map),
+        Ok(_) => Err(None),
+        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(Some(Reason::DuplicateMember)),
+        Err(_) => Err(None),
+    }
+}
+
+const DUPLICATE: &str = "duplicate member";
+
+/// A `serde_json::Value` whose objects never repeat a member.
+pub struct StrictValue(pub Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(64));
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            let StrictValue(value) = access.next_value()?;
+            if map.contains_key(&key) {
+                return Err(de::Error::custom(format_args!("{DUPLICATE} {key:?}")));
+            }
+            map.insert(key, value);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(s: &str) -> String {
+        URL_SAFE_NO_PAD.encode(s)
+    }
+
+    #[test]
+    fn splits_a_compact_jws_and_keeps_the_signing_input() {
+        let token = format!(
+            "{}.{}.{}",
+            enc(r#"{"alg":"ES256","kid":"k1","typ":"at+jwt"}"#),
+            enc("{}"),
+            enc("sig")
+        );
+        let jws = Jws::parse(&token, 8192).unwrap();
+        assert_eq!(jws.header.alg, Algorithm::ES256);
+        assert_eq!(jws.header.kid.as_deref(), Some("k1"));
+        assert_eq!(jws.header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(jws.signature, b"sig");
+        assert_eq!(
+            jws.signing_input,
+            token.rsplit_once('.').unwrap().0.as_bytes()
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_shapes_sizes_and_encodings() {
+        let h = enc(r#"{"alg":"HS256"}"#);
+        assert_eq!(
+            Jws::parse(&format!("{h}.e30"), 8192).unwrap_err(),
+            Reason::Malformed
+        );
+        assert_eq!(
+            Jws::parse(&format!("{h}.e30.AA.AA"), 8192).unwrap_err(),
+            Reason::Malformed
+        );
+        assert_eq!(
+            Jws::parse(&format!("{h}.e30.AA"), 10).unwrap_err(),
+            Reason::TooLarge
+        );
+        // padding, standard alphabet, whitespace, non-canonical trailing bits
+        assert_eq!(
+            Jws::parse(&format!("{h}.e30=.AA"), 8192).unwrap_err(),
+            Reason::BadBase64
+        );
+        assert_eq!(
+            Jws::parse(&format!("{h}.e30.A+"), 8192).unwrap_err(),
+            Reason::BadBase64
+        );
+        assert_eq!(
+            Jws::parse(&format!("{h}.e3 0.AA"), 8192).unwrap_err(),
+            Reason::BadBase64
+        );
+        assert_eq!(
+            Jws::parse(&format!("{h}.e30.AB"), 8192).unwrap_err(),
+            Reason::BadBase64
+        );
+    }
+
+    #[test]
+    fn header_rules() {
+        let parse = |h: &str| Jws::parse(&format!("{}.e30.AA", enc(h)), 8192).map(|j| j.header);
+        assert_eq!(parse(r#"{"alg":"none"}"#).unwrap_err(), Reason::AlgNone);
+        assert_eq!(parse(r#"{"alg":"NoNe"}"#).unwrap_err(), Reason::AlgNone);
+        assert_eq!(
+            parse(r#"{"alg":"ES512"}"#).unwrap_err(),
+            Reason::UnsupportedAlg
+        );
+        assert_eq!(
+            parse(r#"{"alg":["RS256"]}"#).unwrap_err(),
+            Reason::BadHeader
+        );
+        assert_eq!(parse(r#"{"kid":"x"}"#).unwrap_err(), Reason::BadHeader);
+        assert_eq!(
+            parse(r#"{"alg":"RS256","kid":7}"#).unwrap_err(),
+            Reason::BadHeader
+        );
+        assert_eq!(
+            parse(r#"{"alg":"RS256","crit":["exp"],"exp":1}"#).unwrap_err(),
+            Reason::CritUnsupported
+        );
+        assert_eq!(
+            parse(r#"{"alg":"RS256","alg":"HS256"}"#).unwrap_err(),
+            Reason::DuplicateMember
+        );
+        assert_eq!(parse(r#"["alg"]"#).unwrap_err(), Reason::BadHeader);
+        assert_eq!(parse("not json").unwrap_err(), Reason::BadHeader);
+        // key-bearing members are accepted but never read
+        let h = parse(
+            r#"{"alg":"RS256","jku":"https://evil","jwk":{"kty":"oct"},"x5u":"u","x5c":["c"]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            Header {
+                alg: Algorithm::RS256,
+                kid: None,
+                typ: None
+            }
+        );
+    }
+
+    #[test]
+    fn duplicates_are_found_at_any_depth() {
+        assert_eq!(
+            parse_object(br#"{"a":{"b":1,"b":2}}"#).unwrap_err(),
+            Some(Reason::DuplicateMember)
+        );
+        assert_eq!(
+            parse_object(br#"{"a":[{"b":1,"b":2}]}"#).unwrap_err(),
+            Some(Reason::DuplicateMember)
+        );
+        assert_eq!(
+            parse_object(br#"{"sub":"a","sub":"b"}"#).unwrap_err(),
+            Some(Reason::DuplicateMember)
+        );
+        // the same name escaped differently is still the same member
+        assert_eq!(
+            parse_object(br#"{"sub":"a","s\u0075b":"b"}"#).unwrap_err(),
+            Some(Reason::DuplicateMember)
+        );
+        assert!(parse_object(br#"{"a":1,"b":{"a":2}}"#).is_ok());
+        assert_eq!(parse_object(b"[1]").unwrap_err(), None);
+    }
+}

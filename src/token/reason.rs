@@ -1,0 +1,71 @@
+//! Why a token is inactive: one enum for every rule.
+//!
+//! Callers only ever see `active:false`; the reason goes to metrics (as a
+//! closed label set) and to debug logs.
+
+use std::fmt;
+
+macro_rules! reasons {
+    ($($variant:ident => $label:literal, $doc:literal;)*) => {
+        /// Every way a token can fail verification.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        pub enum Reason {
+            $(#[doc = $doc] $variant,)*
+        }
+
+        impl Reason {
+            pub const ALL: &'static [Reason] = &[$(Reason::$variant,)*];
+
+            /// Snake-case label used in metrics and logs.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Reason::$variant => $label,)*
+                }
+            }
+        }
+    };
+}
+
+reasons! {
+    TooLarge => "too_large", "Longer than `server.max_token_bytes`.";
+    Malformed => "malformed", "Not three dot-separated segments.";
+    BadBase64 => "bad_base64", "A segment is not strict unpadded base64url.";
+    BadHeader => "bad_header", "The header is not a JSON object of well-formed members.";
+    BadClaims => "bad_claims", "The payload is not a JSON object of well-formed claims.";
+    DuplicateMember => "duplicate_member", "A member appears twice in the header or claims.";
+    AlgNone => "alg_none", "`alg` is `none`.";
+    UnsupportedAlg => "unsupported_alg", "`alg` is not one tokend implements.";
+    AlgNotAllowed => "alg_not_allowed", "`alg` is not in the issuer's allowlist.";
+    CritUnsupported => "crit_unsupported", "The header has a `crit` extension tokend does not understand.";
+    TypNotAccepted => "typ_not_accepted", "`typ` is missing or not one of the issuer's `token_types`.";
+    MissingIssuer => "missing_issuer", "No `iss` claim.";
+    UnknownIssuer => "unknown_issuer", "`iss` is not a configured issuer.";
+    NoKeys => "no_keys", "The issuer has no usable key set yet.";
+    UnknownKid => "unknown_kid", "No key with the token's `kid`, even after a refresh.";
+    AmbiguousKid => "ambiguous_kid", "Two keys of the issuer share the token's `kid`.";
+    NoMatchingKey => "no_matching_key", "No `kid`, and not exactly one key fits `alg`.";
+    KeyMismatch => "key_mismatch", "The `kid` names a key of another type or `alg`.";
+    BadSignature => "bad_signature", "The signature does not verify.";
+    MissingExp => "missing_exp", "No `exp` claim.";
+    Expired => "expired", "`exp` is in the past (beyond leeway).";
+    NotYetValid => "not_yet_valid", "`nbf` is in the future (beyond leeway).";
+    IssuedInFuture => "issued_in_future", "`iat` is in the future (beyond leeway).";
+    LifetimeTooLong => "lifetime_too_long", "Lifetime exceeds the issuer's `max_lifetime_seconds`.";
+    AudienceMismatch => "audience_mismatch", "`aud` holds none of the issuer's audiences.";
+    MissingRequiredClaim => "missing_required_claim", "A claim in `required_claims` is absent.";
+    Revoked => "revoked", "The token is covered by a revocation entry.";
+    StoreStale => "store_stale", "The revocation copy is stale and `on_stale = \"fail_closed\"`.";
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Reason {
+    /// Index into per-reason tables (metrics handles).
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}

@@ -1,0 +1,154 @@
+//! The one entry point every API calls: `Verifier::check(token, now) -> Verdict`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::alg::Algorithm;
+use super::claims::{Claims, typ_accepted};
+use super::parse::Jws;
+use super::reason::Reason;
+use crate::keys::IssuerKeys;
+use crate::keys::set::KeySet;
+use crate::metrics::Metrics;
+
+/// The answer for one token.
+#[derive(Debug)]
+pub enum Verdict {
+    Active(Box<Verified>),
+    Inactive(Reason),
+}
+
+impl Verdict {
+    pub fn is_active(&self) -> bool {
+        matches!(self, Verdict::Active(_))
+    }
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            Verdict::Active(_) => None,
+            Verdict::Inactive(r) => Some(*r),
+        }
+    }
+}
+
+/// A token whose signature and claims passed every rule.
+#[derive(Debug)]
+pub struct Verified {
+    pub issuer: usize,
+    pub alg: Algorithm,
+    pub claims: Claims,
+}
+
+/// Verifies tokens against the configured issuers.
+pub struct Verifier {
+    issuers: Vec<Arc<IssuerKeys>>,
+    by_iss: HashMap<String, usize>,
+    max_token_bytes: usize,
+    metrics: Arc<Metrics>,
+}
+
+/// What was learnt about a token before it failed, for metric labels.
+#[derive(Default)]
+struct Seen {
+    issuer: Option<usize>,
+    alg: Option<Algorithm>,
+}
+
+impl Verifier {
+    pub fn new(
+        issuers: Vec<Arc<IssuerKeys>>,
+        max_token_bytes: usize,
+        metrics: Arc<Metrics>,
+    ) -> Verifier {
+        let by_iss = issuers
+            .iter()
+            .map(|i| (i.config.issuer.clone(), i.index))
+            .collect();
+        Verifier {
+            issuers,
+            by_iss,
+            max_token_bytes,
+            metrics,
+        }
+    }
+
+    pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
+        &self.issuers
+    }
+
+    pub fn issuer_by_name(&self, name: &str) -> Option<&Arc<IssuerKeys>> {
+        self.issuers.iter().find(|i| i.config.name == name)
+    }
+
+    /// Checks one token at `now` (Unix seconds). Never fails: every problem is an
+    /// inactive verdict with its reason. Awaits only when the token names an
+    /// unknown `kid` and triggers the (bounded) key refresh.
+    pub async fn check(&self, token: &str, now: u64) -> Verdict {
+        let started = Instant::now();
+        let mut seen = Seen::default();
+        let result = self.check_rules(token, now, &mut seen).await;
+        let reason = result.as_ref().err().copied();
+        self.metrics
+            .verified(seen.issuer, seen.alg, reason, started.elapsed());
+        match result {
+            Ok(verified) => Verdict::Active(Box::new(verified)),
+            Err(reason) => Verdict::Inactive(reason),
+        }
+    }
+
+    async fn check_rules(
+        &self,
+        token: &str,
+        now: u64,
+        seen: &mut Seen,
+    ) -> Result<Verified, Reason> {
+        let jws = Jws::parse(token, self.max_token_bytes)?;
+        let alg = jws.header.alg;
+        seen.alg = Some(alg);
+        let claims = Claims::parse(&jws.payload)?;
+        let iss = claims.iss().ok_or(Reason::MissingIssuer)?;
+        let index = *self.by_iss.get(iss).ok_or(Reason::UnknownIssuer)?;
+        seen.issuer = Some(index);
+        let issuer = &self.issuers[index];
+        let policy = &issuer.config;
+        if !policy.allowed.contains(&alg) {
+            return Err(Reason::AlgNotAllowed);
+        }
+        if !typ_accepted(jws.header.typ.as_deref(), &policy.token_types) {
+            return Err(Reason::TypNotAccepted);
+        }
+        verify_signature(issuer, &jws).await?;
+        claims.check(policy, now)?;
+        Ok(Verified {
+            issuer: index,
+            alg,
+            claims,
+        })
+    }
+}
+
+/// Finds the issuer's key for the token and checks the signature; an unknown
+/// `kid` may trigger one refresh and one more look.
+async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<(), Reason> {
+    if !issuer.is_loaded() {
+        return Err(Reason::NoKeys);
+    }
+    let first = verify_with(&issuer.keys(), jws);
+    match first {
+        Err(Reason::UnknownKid) if issuer.refresh_for_unknown_kid().await => {
+            verify_with(&issuer.keys(), jws)
+        }
+        other => other,
+    }
+}
+
+/// Checks a JWS against a key set: the signature layer alone, without claims.
+pub fn verify_with(keys: &KeySet, jws: &Jws<'_>) -> Result<(), Reason> {
+    let alg = jws.header.alg;
+    let key = keys.select(jws.header.kid.as_deref(), alg)?;
+    if key.verify(alg, jws.signing_input, &jws.signature) {
+        Ok(())
+    } else {
+        Err(Reason::BadSignature)
+    }
+}

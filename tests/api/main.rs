@@ -1,0 +1,8 @@
+//! One integration test binary (one link step): tokend started in-process on
+//! port 0 against a real JWKS server run by the test, called over real HTTP.
+
+mod attacks;
+mod helpers;
+mod introspect;
+mod keys;
+mod ops;

@@ -71,6 +71,13 @@ impl KeySet {
             return Err(JwksError::MixedSymmetry);
         }
         let mut set = KeySet::from_keys(keys);
+        // A kid shared with a rejected entry is ambiguous too: which key the IdP
+        // meant is unknowable, so neither is used.
+        for kid in rejected.iter().filter_map(|(kid, _)| kid.as_ref()) {
+            if let Some(slot) = set.by_kid.get_mut(kid) {
+                *slot = Slot::Ambiguous;
+            }
+        }
         set.rejected = rejected;
         Ok(set)
     }
@@ -167,6 +174,19 @@ mod tests {
             set.select(None, Algorithm::ES256).unwrap_err(),
             Reason::NoMatchingKey
         );
+    }
+
+    #[test]
+    fn a_kid_shared_with_a_rejected_key_is_ambiguous() {
+        let doc = format!(
+            r#"{{"keys":[{EC},"kid":"a"}},{EC},"kid":"a","use":"enc"}},{EC},"kid":"b"}}]}}"#
+        );
+        let set = KeySet::from_jwks(doc.as_bytes(), Source::Fetched).unwrap();
+        assert_eq!(
+            set.select(Some("a"), Algorithm::ES256).unwrap_err(),
+            Reason::AmbiguousKid
+        );
+        assert!(set.select(Some("b"), Algorithm::ES256).is_ok());
     }
 
     #[test]

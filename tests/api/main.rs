@@ -6,3 +6,4 @@ mod helpers;
 mod introspect;
 mod keys;
 mod ops;
+mod wycheproof;

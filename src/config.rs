@@ -288,10 +288,10 @@ impl Config {
             .map_err(|e: toml::de::Error| ConfigErrors(vec![e.to_string()]))?;
         let mut errors = Vec::new();
         for (name, value) in vars {
-            if let Some(path) = name.strip_prefix("TOKEND__") {
-                if let Err(e) = overlay(&mut table, path, &value) {
-                    errors.push(format!("{name}: {e}"));
-                }
+            if let Some(path) = name.strip_prefix("TOKEND__")
+                && let Err(e) = overlay(&mut table, path, &value)
+            {
+                errors.push(format!("{name}: {e}"));
             }
         }
         let mut config = match Config::deserialize(toml::Value::Table(table)) {
@@ -430,27 +430,31 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
     if let Some(uri) = &issuer.jwks_uri {
         check_url(errors, "jwks_uri", uri);
     }
-    if let Some(path) = &issuer.jwks_file {
-        if !path.is_file() {
-            errors.push(format!(
-                "{at}.jwks_file: {} is not a readable file",
-                path.display()
-            ));
-        }
+    if let Some(path) = &issuer.jwks_file
+        && !path.is_file()
+    {
+        errors.push(format!(
+            "{at}.jwks_file: {} is not a readable file",
+            path.display()
+        ));
     }
-    if let Some(path) = &issuer.ca_file {
-        if !path.is_file() {
-            errors.push(format!(
-                "{at}.ca_file: {} is not a readable file",
-                path.display()
-            ));
-        }
+    if let Some(path) = &issuer.ca_file
+        && !path.is_file()
+    {
+        errors.push(format!(
+            "{at}.ca_file: {} is not a readable file",
+            path.display()
+        ));
     }
 
+    // Fetched key sets never hold symmetric keys and an HMAC issuer holds nothing
+    // else; a local jwks_file may hold either kind (never both: see KeySet).
+    let is_file = issuer.jwks_file.is_some() && !is_hmac;
+    let fits = |alg: Algorithm| is_file || is_hmac == (alg.family() == Family::Hmac);
     issuer.allowed.clear();
     for (j, name) in issuer.algorithms.iter().enumerate() {
         match Algorithm::from_name(name) {
-            Some(alg) if is_hmac != (alg.family() == Family::Hmac) => errors.push(format!(
+            Some(alg) if !fits(alg) => errors.push(format!(
                 "{at}.algorithms[{j}]: {name} does not fit this issuer's {} keys",
                 if is_hmac { "HMAC" } else { "public" }
             )),
@@ -463,10 +467,7 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
         }
     }
     if issuer.algorithms.is_empty() {
-        issuer.allowed = Algorithm::ALL
-            .into_iter()
-            .filter(|a| (a.family() == Family::Hmac) == is_hmac)
-            .collect();
+        issuer.allowed = Algorithm::ALL.into_iter().filter(|a| fits(*a)).collect();
     }
 
     if is_hmac {

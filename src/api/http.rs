@@ -170,15 +170,15 @@ pub fn introspection_body(verified: &Verified) -> Value {
     let mut body: Map<String, Value> = claims.map().clone();
     body.insert("active".into(), Value::Bool(true));
     body.insert("token_type".into(), Value::String("Bearer".into()));
-    if !body.contains_key("client_id") {
-        if let Some(client) = claims.client_id() {
-            body.insert("client_id".into(), Value::String(client.to_owned()));
-        }
+    if !body.contains_key("client_id")
+        && let Some(client) = claims.client_id()
+    {
+        body.insert("client_id".into(), Value::String(client.to_owned()));
     }
-    if !body.contains_key("scope") {
-        if let Some(scope) = claims.scope() {
-            body.insert("scope".into(), Value::String(scope));
-        }
+    if !body.contains_key("scope")
+        && let Some(scope) = claims.scope()
+    {
+        body.insert("scope".into(), Value::String(scope));
     }
     Value::Object(body)
 }

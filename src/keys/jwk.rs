@@ -71,7 +71,7 @@ enum Material {
     /// the key may serve.
     Rsa {
         bits: usize,
-        parsed: [Option<ParsedPublicKey>; 6],
+        parsed: Box<[Option<ParsedPublicKey>; 6]>,
     },
     Ec {
         family: Family,
@@ -80,7 +80,7 @@ enum Material {
     Ed25519(ParsedPublicKey),
     Hmac {
         len: usize,
-        keys: [hmac::Key; 3],
+        keys: Box<[hmac::Key; 3]>,
     },
 }
 
@@ -141,13 +141,13 @@ impl Jwk {
             other => return Err(KeyRejected::UnsupportedKty(other.to_owned())),
         };
         let jwk = Jwk { kid, alg, material };
-        if let Some(alg) = alg {
-            if !jwk.family_fits(alg) {
-                return Err(KeyRejected::AlgDoesNotFitKey {
-                    alg,
-                    kty: jwk.kty(),
-                });
-            }
+        if let Some(alg) = alg
+            && !jwk.family_fits(alg)
+        {
+            return Err(KeyRejected::AlgDoesNotFitKey {
+                alg,
+                kty: jwk.kty(),
+            });
         }
         Ok(jwk)
     }
@@ -158,10 +158,10 @@ impl Jwk {
         alg: Option<Algorithm>,
         secret: &[u8],
     ) -> Result<Jwk, KeyRejected> {
-        if let Some(alg) = alg {
-            if alg.family() != Family::Hmac {
-                return Err(KeyRejected::AlgDoesNotFitKey { alg, kty: "oct" });
-            }
+        if let Some(alg) = alg
+            && alg.family() != Family::Hmac
+        {
+            return Err(KeyRejected::AlgDoesNotFitKey { alg, kty: "oct" });
         }
         let min = alg.map_or(32, Algorithm::hmac_min_key_len);
         if secret.len() < min {
@@ -170,11 +170,11 @@ impl Jwk {
                 min,
             });
         }
-        let keys = [
+        let keys = Box::new([
             hmac::Key::new(hmac::HMAC_SHA256, secret),
             hmac::Key::new(hmac::HMAC_SHA384, secret),
             hmac::Key::new(hmac::HMAC_SHA512, secret),
-        ];
+        ]);
         Ok(Jwk {
             kid,
             alg,
@@ -322,7 +322,7 @@ fn rsa(obj: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Material, Key
         return Err(KeyRejected::InvalidPublicKey);
     }
     let components = RsaPublicKeyComponents { n, e };
-    let mut parsed: [Option<ParsedPublicKey>; 6] = Default::default();
+    let mut parsed: Box<[Option<ParsedPublicKey>; 6]> = Box::default();
     for (slot, candidate) in RSA_ALGS.iter().enumerate() {
         if alg.is_none_or(|a| a == *candidate) {
             let key = components

@@ -265,11 +265,11 @@ async fn sigterm_drains_and_exits_zero() {
     let ready_url = format!("http://127.0.0.1:{http}/readyz");
     let mut ready = false;
     for _ in 0..100 {
-        if let Ok(r) = client.get(&ready_url).send().await {
-            if r.status() == 200 {
-                ready = true;
-                break;
-            }
+        if let Ok(r) = client.get(&ready_url).send().await
+            && r.status() == 200
+        {
+            ready = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -44,7 +44,12 @@ fn verifier(signer: &Signer, alg: Algorithm) -> Verifier {
     {
         panic!("{alg}: {e}");
     }
-    Verifier::new(vec![issuer], 8192, metrics)
+    Verifier::new(
+        vec![issuer],
+        8192,
+        metrics,
+        Arc::new(tokend::revocation::Revocations::memory()),
+    )
 }
 
 fn bench_verify(c: &mut Criterion) {

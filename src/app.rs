@@ -14,11 +14,13 @@ use crate::api::http::{self, AppState, Clock, Shared};
 use crate::config::Config;
 use crate::keys::IssuerKeys;
 use crate::metrics::{self, Metrics};
+use crate::revocation::Revocations;
 use crate::token::Verifier;
 
 /// A running tokend.
 pub struct App {
     pub http_addr: SocketAddr,
+    pub grpc_addr: SocketAddr,
     pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: CancellationToken,
@@ -30,6 +32,15 @@ pub struct App {
 /// refresher per issuer, and returns once it accepts connections. Readiness
 /// (`/readyz`) turns green when every issuer has its first key set.
 pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
+    start_with(config, clock, axum::Router::new()).await
+}
+
+/// Like [`start`], with extra HTTP routes merged in (dev mode's issuer endpoints).
+pub async fn start_with(
+    config: Config,
+    clock: Clock,
+    extra_routes: axum::Router,
+) -> anyhow::Result<App> {
     let prometheus = metrics::install();
     let names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
     let metrics = Arc::new(Metrics::new(&names));
@@ -39,10 +50,17 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
             .with_context(|| format!("issuer {}", issuer.name))?;
         issuers.push(Arc::new(keys));
     }
+    let revocations = Arc::new(match config.revocation.backend.as_str() {
+        "memory" => Revocations::memory(),
+        other => anyhow::bail!(
+            "revocation.backend = {other:?} is not available in this build yet; use \"memory\""
+        ),
+    });
     let verifier = Arc::new(Verifier::new(
         issuers.clone(),
         config.server.max_token_bytes,
         metrics.clone(),
+        revocations.clone(),
     ));
     let state: AppState = Arc::new(Shared {
         verifier,
@@ -51,6 +69,8 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
         prometheus,
         clock,
         max_body: config.server.max_token_bytes * 3 + 4096,
+        max_token_bytes: config.server.max_token_bytes,
+        max_batch: config.server.max_batch,
     });
 
     let shutdown = CancellationToken::new();
@@ -58,6 +78,11 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
     for issuer in issuers {
         tasks.spawn(issuer.run_refresher(shutdown.child_token()));
     }
+    tasks.spawn(revocations.run_sweeper(
+        state.clock.clone(),
+        Duration::from_secs(30),
+        shutdown.child_token(),
+    ));
 
     let http_listener = TcpListener::bind(&config.server.http_addr)
         .await
@@ -68,7 +93,9 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    let router = http::router(state.clone());
+    let router = http::router(state.clone())
+        .merge(extra_routes)
+        .into_make_service_with_connect_info::<SocketAddr>();
     let stop = shutdown.clone();
     tasks.spawn(async move {
         let served = axum::serve(http_listener, router)
@@ -76,6 +103,22 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
             .await;
         if let Err(e) = served {
             tracing::error!(error = %e, "HTTP listener failed");
+        }
+    });
+
+    let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on server.grpc_addr {}",
+                config.server.grpc_addr
+            )
+        })?;
+    let grpc_addr = grpc_listener.local_addr()?;
+    let (grpc_state, stop) = (state.clone(), shutdown.clone());
+    tasks.spawn(async move {
+        if let Err(e) = crate::api::grpc::serve(grpc_state, grpc_listener, stop).await {
+            tracing::error!(error = %e, "gRPC listener failed");
         }
     });
 
@@ -104,9 +147,10 @@ pub async fn start(config: Config, clock: Clock) -> anyhow::Result<App> {
         Some(addr)
     };
 
-    tracing::info!(%http_addr, ?metrics_addr, issuers = config.issuers.len(), "tokend listening");
+    tracing::info!(%http_addr, %grpc_addr, ?metrics_addr, issuers = config.issuers.len(), "tokend listening");
     Ok(App {
         http_addr,
+        grpc_addr,
         metrics_addr,
         state,
         shutdown,

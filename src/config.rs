@@ -134,6 +134,9 @@ pub struct IssuerConfig {
     /// Resolved by `validate`: the HMAC secret's exact bytes.
     #[serde(skip)]
     pub hmac_key: Option<Secret>,
+    /// A JWKS given in code (dev mode's built-in issuer), trusted like a key file.
+    #[serde(skip)]
+    pub inline_jwks: Option<String>,
 }
 
 mod defaults {
@@ -172,6 +175,7 @@ pub enum KeySource {
     Discovery,
     JwksUri(String),
     JwksFile(PathBuf),
+    Inline(String),
     Hmac,
 }
 
@@ -183,6 +187,8 @@ impl IssuerConfig {
             KeySource::JwksUri(uri.clone())
         } else if let Some(path) = &self.jwks_file {
             KeySource::JwksFile(path.clone())
+        } else if let Some(jwks) = &self.inline_jwks {
+            KeySource::Inline(jwks.clone())
         } else {
             KeySource::Hmac
         }
@@ -309,6 +315,17 @@ impl Config {
         }
     }
 
+    /// Validates a configuration built in code (dev mode), resolving secrets and algorithms.
+    pub fn validated(mut self) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        self.validate(&mut errors);
+        if errors.is_empty() {
+            Ok(self)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
     /// Checks every key, collecting all problems, and resolves secrets and algorithms.
     fn validate(&mut self, errors: &mut Vec<String>) {
         let s = &self.server;
@@ -397,7 +414,7 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
     let sources = [
         issuer.discovery,
         issuer.jwks_uri.is_some(),
-        issuer.jwks_file.is_some(),
+        issuer.jwks_file.is_some() || issuer.inline_jwks.is_some(),
         hmac_given.iter().any(|b| *b),
     ];
     match sources.iter().filter(|b| **b).count() {
@@ -449,7 +466,7 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
 
     // Fetched key sets never hold symmetric keys and an HMAC issuer holds nothing
     // else; a local jwks_file may hold either kind (never both: see KeySet).
-    let is_file = issuer.jwks_file.is_some() && !is_hmac;
+    let is_file = sources[2] && !is_hmac;
     let fits = |alg: Algorithm| is_file || is_hmac == (alg.family() == Family::Hmac);
     issuer.allowed.clear();
     for (j, name) in issuer.algorithms.iter().enumerate() {

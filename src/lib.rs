@@ -8,16 +8,21 @@
 //!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).
 //! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
 //!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), the refresher.
+//! - [`revocation`]: the revocation model, the local copy checked on every
+//!   request, and the stores behind it.
 //! - [`metrics`]: metric names, buckets and pre-registered handles.
 //! - [`config`]: TOML + environment overlay, validated with key paths.
 //! - [`app`]: builds the shared state, starts listeners and background tasks,
 //!   shuts down gracefully.
+//! - [`dev`]: `serve --dev`, the self-contained development setup.
 //! - [`mint`]: signs tokens (tests, benches, the load generator and dev mode).
 
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dev;
 pub mod keys;
 pub mod metrics;
 pub mod mint;
+pub mod revocation;
 pub mod token;

@@ -51,10 +51,54 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Revoke through a running tokend's admin API: one token, a token by id,
+    /// every token of a subject, or every token of an issuer issued before a time.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["token", "jti", "sub", "iss"])))]
+    Revoke {
+        /// The token itself (revoked by its jti, or its SHA-256 when it has none).
+        #[arg(long, conflicts_with_all = ["jti", "sub", "iss", "exp", "before"])]
+        token: Option<String>,
+        /// Revoke by jti (with --iss and --exp).
+        #[arg(long, requires_all = ["iss", "exp"], conflicts_with = "sub")]
+        jti: Option<String>,
+        /// Revoke every token of this subject (with --iss; --before defaults to now).
+        #[arg(long, requires = "iss")]
+        sub: Option<String>,
+        #[arg(long)]
+        iss: Option<String>,
+        /// The token's exp (Unix seconds), for --jti.
+        #[arg(long)]
+        exp: Option<u64>,
+        /// Tokens issued at or before this Unix time are revoked.
+        #[arg(long, conflicts_with = "jti")]
+        before: Option<u64>,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// List or lift revocation entries.
+    Revocations {
+        #[command(subcommand)]
+        action: RevocationsAction,
+    },
     /// Exit 0 when a running tokend is ready (for container health checks).
     Healthcheck {
-        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "TOKEND_URL")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum RevocationsAction {
+    /// List entries (all pages).
+    List {
+        #[command(flatten)]
+        client: ClientArgs,
+    },
+    /// Lift one entry by id.
+    Lift {
+        id: String,
+        #[command(flatten)]
+        client: ClientArgs,
     },
 }
 
@@ -74,6 +118,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -133,12 +178,7 @@ async fn run(command: Command) -> ExitCode {
                         return ExitCode::FAILURE;
                     }
                 },
-                (None, _) => {
-                    eprintln!(
-                        "tokend: serve --dev arrives with the dev-mode issue; use serve --config FILE"
-                    );
-                    return ExitCode::FAILURE;
-                }
+                (None, _) => return serve_dev().await,
             };
             if config.revocation.backend == "memory" {
                 tracing::warn!(
@@ -157,6 +197,58 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Introspect { token, client } => introspect(token, client).await,
+        Command::Revoke {
+            token,
+            jti,
+            sub,
+            iss,
+            exp,
+            before,
+            client,
+        } => {
+            let mut body = serde_json::Map::new();
+            let mut put = |k: &str, v: Option<serde_json::Value>| {
+                if let Some(v) = v {
+                    body.insert(k.into(), v);
+                }
+            };
+            put("token", token.map(Into::into));
+            put("jti", jti.map(Into::into));
+            put("sub", sub.map(Into::into));
+            put("iss", iss.map(Into::into));
+            put("exp", exp.map(Into::into));
+            put("before", before.map(Into::into));
+            let request = |http: &reqwest::Client, url: &str| {
+                http.post(format!("{url}/admin/revocations")).json(&body)
+            };
+            match call(&client, request).await {
+                Ok(entry) => {
+                    println!(
+                        "revoked: {}",
+                        serde_json::to_string_pretty(&entry).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
+        Command::Revocations {
+            action: RevocationsAction::List { client },
+        } => list_revocations(client).await,
+        Command::Revocations {
+            action: RevocationsAction::Lift { id, client },
+        } => {
+            let request = |http: &reqwest::Client, url: &str| {
+                http.delete(format!("{url}/admin/revocations/{id}"))
+            };
+            match call(&client, request).await {
+                Ok(_) => {
+                    println!("lifted {id}");
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
         Command::Healthcheck { url } => {
             let url = format!("{}/readyz", url.trim_end_matches('/'));
             match reqwest::get(&url).await {
@@ -176,6 +268,129 @@ async fn run(command: Command) -> ExitCode {
             }
         }
     }
+}
+
+/// Runs `serve --dev`: prints credentials and a walkthrough to stdout, then serves.
+async fn serve_dev() -> ExitCode {
+    let clock = tokend::api::http::system_clock();
+    let dev = match tokend::dev::setup(std::env::vars(), clock.clone()) {
+        Ok(dev) => dev,
+        Err(errors) => {
+            eprintln!("tokend: {errors}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let routes = tokend::dev::routes(dev.issuer.clone());
+    match tokend::app::start_with(dev.config, clock, routes).await {
+        Ok(app) => {
+            print!(
+                "{}",
+                tokend::dev::walkthrough(
+                    app.http_addr,
+                    app.grpc_addr,
+                    &dev.issuer.issuer,
+                    &dev.client_secret
+                )
+            );
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            app.run_until(tokend::app::shutdown_signal()).await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tokend: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Calls the admin API with the client's credentials; prints the error and
+/// returns the exit code on failure.
+async fn call(
+    client: &ClientArgs,
+    request: impl FnOnce(&reqwest::Client, &str) -> reqwest::RequestBuilder,
+) -> Result<serde_json::Value, ExitCode> {
+    let (Some(id), Some(secret)) = (&client.client_id, &client.client_secret) else {
+        eprintln!(
+            "tokend: set --client-id/--client-secret or TOKEND_CLIENT_ID/TOKEND_CLIENT_SECRET"
+        );
+        return Err(ExitCode::FAILURE);
+    };
+    let url = client.url.trim_end_matches('/');
+    let http = reqwest::Client::new();
+    let response = match request(&http, url)
+        .basic_auth(id, Some(secret))
+        .send()
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tokend: cannot reach {url}: {e}");
+            return Err(ExitCode::FAILURE);
+        }
+    };
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if !status.is_success() {
+        let detail = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| {
+                v.get("error_description")
+                    .and_then(|d| d.as_str())
+                    .map(str::to_owned)
+            })
+            .unwrap_or(body);
+        eprintln!("tokend: HTTP {}: {detail}", status.as_u16());
+        return Err(ExitCode::FAILURE);
+    }
+    Ok(serde_json::from_str(&body).unwrap_or(serde_json::Value::Null))
+}
+
+async fn list_revocations(client: ClientArgs) -> ExitCode {
+    let mut cursor: Option<String> = None;
+    let mut count = 0;
+    loop {
+        let page = cursor.clone();
+        let request = |http: &reqwest::Client, url: &str| {
+            let mut r = http
+                .get(format!("{url}/admin/revocations"))
+                .query(&[("limit", "1000")]);
+            if let Some(c) = &page {
+                r = r.query(&[("cursor", c.as_str())]);
+            }
+            r
+        };
+        let body = match call(&client, request).await {
+            Ok(b) => b,
+            Err(code) => return code,
+        };
+        for e in body["entries"].as_array().into_iter().flatten() {
+            count += 1;
+            let what = match e["kind"].as_str() {
+                Some("jti") => format!("jti={}", e["jti"].as_str().unwrap_or("")),
+                Some("subject") => format!(
+                    "sub={} before={}",
+                    e["sub"].as_str().unwrap_or(""),
+                    e["before"]
+                ),
+                _ => format!("before={}", e["before"]),
+            };
+            println!(
+                "{}  {:<7}  iss={}  {what}  expires_at={}  by={}",
+                e["id"].as_str().unwrap_or(""),
+                e["kind"].as_str().unwrap_or(""),
+                e["iss"].as_str().unwrap_or(""),
+                e["expires_at"],
+                e["created_by"].as_str().unwrap_or("")
+            );
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    eprintln!("{count} entries");
+    ExitCode::SUCCESS
 }
 
 async fn introspect(token: String, client: ClientArgs) -> ExitCode {

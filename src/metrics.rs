@@ -21,6 +21,9 @@ pub const JWKS_REFRESH: &str = "tokend_jwks_refresh_total";
 pub const JWKS_FETCH_DURATION: &str = "tokend_jwks_fetch_duration_seconds";
 pub const JWKS_KEYS: &str = "tokend_jwks_keys";
 pub const JWKS_LAST_SUCCESS: &str = "tokend_jwks_last_success_timestamp_seconds";
+pub const REVOCATIONS: &str = "tokend_revocations_total";
+pub const REVOCATION_STORE_UP: &str = "tokend_revocation_store_up";
+pub const REVOCATION_ENTRIES: &str = "tokend_revocation_entries";
 
 /// Buckets from 5 µs to 1 s: verification is microseconds, a refresh-wait is up to 500 ms.
 pub const LATENCY_BUCKETS: &[f64] = &[

@@ -3,7 +3,7 @@
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -14,6 +14,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use super::auth::{Caller, Clients};
 use super::errors::ApiError;
+use super::revoke::{self, AdminRevocation};
 use crate::config::Permission;
 use crate::metrics::{Api, Metrics, Outcome};
 use crate::token::{Verdict, Verified, Verifier, fingerprint};
@@ -39,6 +40,9 @@ pub struct Shared {
     pub clock: Clock,
     /// Largest accepted request body.
     pub max_body: usize,
+    pub max_token_bytes: usize,
+    /// Most tokens in one gRPC batch.
+    pub max_batch: usize,
 }
 
 pub type AppState = Arc<Shared>;
@@ -49,6 +53,15 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/introspect", post(introspect))
         .route("/auth", any(forward_auth))
+        .route("/revoke", post(revoke_token))
+        .route(
+            "/admin/revocations",
+            post(admin_revoke).get(list_revocations),
+        )
+        .route(
+            "/admin/revocations/{id}",
+            axum::routing::delete(lift_revocation),
+        )
         .route("/admin/issuers", get(list_issuers))
         .route("/admin/issuers/{name}/refresh", post(refresh_issuer))
         .merge(probe_routes())
@@ -275,6 +288,11 @@ pub fn readiness(state: &Shared) -> Readiness {
             }),
         );
     }
+    let revocations = state.verifier.revocations();
+    let store = revocations.health();
+    let tripped = revocations.tripped();
+    ready &= store.loaded && !tripped;
+    degraded |= !store.up || store.stale_seconds > 0;
     let label = if !ready {
         "not_ready"
     } else if degraded {
@@ -284,7 +302,18 @@ pub fn readiness(state: &Shared) -> Readiness {
     };
     Readiness {
         ready,
-        body: json!({"status": label, "issuers": issuers}),
+        body: json!({
+            "status": label,
+            "issuers": issuers,
+            "revocation": {
+                "up": store.up,
+                "loaded": store.loaded,
+                "stale_seconds": store.stale_seconds,
+                "fail_closed": tripped,
+                "entries": revocations.local_copy().len(),
+                "detail": store.detail,
+            },
+        }),
     }
 }
 
@@ -365,4 +394,87 @@ async fn refresh_issuer(
             "refresh of {name} failed: {e}"
         ))),
     }
+}
+
+/// The caller's address, for audit lines.
+fn peer(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |c| c.0.to_string())
+}
+
+/// RFC 7009 revocation: 200 for every well-formed request, 503 if the store
+/// cannot take the write.
+async fn revoke_token(State(state): State<AppState>, request: Request) -> Response {
+    let started = Instant::now();
+    let from = peer(&request);
+    let result = async {
+        let caller = authenticate(&state, request.headers(), Permission::Revoke, "revoke")?;
+        let token = read_token_form(request, state.max_body).await?;
+        revoke::revoke_token(&state, &token, &caller, &from).await
+    }
+    .await;
+    let (outcome, response) = match result {
+        Ok(_) => (Outcome::Ok, StatusCode::OK.into_response()),
+        Err(e) => (e.outcome(), e.into_response()),
+    };
+    state.metrics.request(Api::Http, outcome, started.elapsed());
+    response
+}
+
+async fn admin_revoke(
+    State(state): State<AppState>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let from = peer(&request);
+    let caller = authenticate(&state, request.headers(), Permission::Admin, "admin")?;
+    let body = axum::body::to_bytes(request.into_body(), state.max_body)
+        .await
+        .map_err(|_| {
+            ApiError::InvalidRequest(format!("body larger than {} bytes", state.max_body))
+        })?;
+    let req: AdminRevocation = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::InvalidRequest(format!("not a revocation request: {e}")))?;
+    let entry = revoke::admin_revoke(&state, req, &caller, &from).await?;
+    Ok((StatusCode::CREATED, axum::Json(entry)).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct Paging {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_revocations(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, Permission::Admin, "admin")?;
+    let Query(paging) = paging.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
+    let limit = paging.limit.unwrap_or(100).clamp(1, 1000);
+    let entries = state
+        .verifier
+        .revocations()
+        .list(paging.cursor, limit)
+        .await
+        .map_err(|e| ApiError::Unavailable(e.to_string()))?;
+    let next = if entries.len() == limit {
+        entries.last().map(|e| e.id.clone())
+    } else {
+        None
+    };
+    Ok(axum::Json(json!({"entries": entries, "next_cursor": next})).into_response())
+}
+
+async fn lift_revocation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let from = peer(&request);
+    let caller = authenticate(&state, request.headers(), Permission::Admin, "admin")?;
+    revoke::lift(&state, id, &caller, &from).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

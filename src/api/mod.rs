@@ -3,4 +3,6 @@
 
 pub mod auth;
 pub mod errors;
+pub mod grpc;
 pub mod http;
+pub mod revoke;

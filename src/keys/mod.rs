@@ -75,7 +75,7 @@ impl IssuerKeys {
     ) -> Result<IssuerKeys, FetchError> {
         let fetcher = match config.key_source() {
             KeySource::Discovery | KeySource::JwksUri(_) => Some(Fetcher::new(&config)?),
-            KeySource::JwksFile(_) | KeySource::Hmac => None,
+            KeySource::JwksFile(_) | KeySource::Inline(_) | KeySource::Hmac => None,
         };
         Ok(IssuerKeys {
             index,
@@ -175,6 +175,9 @@ impl IssuerKeys {
                         reason: e.to_string(),
                     })?;
                 Ok((KeySet::from_jwks(&bytes, Source::Local)?, None))
+            }
+            KeySource::Inline(jwks) => {
+                Ok((KeySet::from_jwks(jwks.as_bytes(), Source::Local)?, None))
             }
             KeySource::JwksUri(uri) => self.fetch_jwks(&uri).await,
             KeySource::Discovery => {

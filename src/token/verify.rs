@@ -11,6 +11,7 @@ use super::reason::Reason;
 use crate::keys::IssuerKeys;
 use crate::keys::set::KeySet;
 use crate::metrics::Metrics;
+use crate::revocation::{Entry, Revocations, TokenId};
 
 /// The answer for one token.
 #[derive(Debug)]
@@ -45,6 +46,7 @@ pub struct Verifier {
     by_iss: HashMap<String, usize>,
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
+    revocations: Arc<Revocations>,
 }
 
 /// What was learnt about a token before it failed, for metric labels.
@@ -59,6 +61,7 @@ impl Verifier {
         issuers: Vec<Arc<IssuerKeys>>,
         max_token_bytes: usize,
         metrics: Arc<Metrics>,
+        revocations: Arc<Revocations>,
     ) -> Verifier {
         let by_iss = issuers
             .iter()
@@ -69,6 +72,7 @@ impl Verifier {
             by_iss,
             max_token_bytes,
             metrics,
+            revocations,
         }
     }
 
@@ -78,6 +82,28 @@ impl Verifier {
 
     pub fn issuer_by_name(&self, name: &str) -> Option<&Arc<IssuerKeys>> {
         self.issuers.iter().find(|i| i.config.name == name)
+    }
+
+    /// The issuer whose `issuer` is exactly `iss`.
+    pub fn issuer_by_iss(&self, iss: &str) -> Option<&Arc<IssuerKeys>> {
+        self.by_iss.get(iss).map(|i| &self.issuers[*i])
+    }
+
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
+    }
+
+    /// The entry that revokes this verified token (by `jti`, else by its SHA-256),
+    /// living until the token's `exp` plus leeway.
+    pub fn revocation_entry(&self, verified: &Verified, token: &str, now: u64, by: &str) -> Entry {
+        let policy = &self.issuers[verified.issuer].config;
+        let iss = verified.claims.iss().unwrap_or_default();
+        let entry = match verified.claims.jti() {
+            Some(jti) => Entry::jti(iss, jti),
+            None => Entry::token_hash(iss, token),
+        };
+        let exp = verified.claims.exp().unwrap_or(0.0).max(0.0) as u64;
+        entry.with_times(exp + policy.leeway_seconds, now, by)
     }
 
     /// Checks one token at `now` (Unix seconds). Never fails: every problem is an
@@ -119,6 +145,16 @@ impl Verifier {
         }
         verify_signature(issuer, &jws).await?;
         claims.check(policy, now)?;
+        let hash: [u8; 32];
+        let id = match claims.jti() {
+            Some(jti) => TokenId::Jti(jti),
+            None => {
+                hash = crate::api::auth::sha256(token.as_bytes());
+                TokenId::Hash(&hash)
+            }
+        };
+        self.revocations
+            .check(iss, id, claims.sub(), claims.iat(), now)?;
         Ok(Verified {
             issuer: index,
             alg,

@@ -1,0 +1,332 @@
+//! The gRPC front (tonic): `tokend.v1.TokenService`, gRPC health mirroring
+//! `/readyz`, and server reflection, all on `server.grpc_addr`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tonic::{Request, Response, Status};
+
+use super::auth::Caller;
+use super::errors::ApiError;
+use super::http::{AppState, readiness};
+use super::revoke;
+use crate::config::Permission;
+use crate::metrics::{Api, Outcome};
+use crate::token::{Verdict, Verified};
+
+pub mod pb {
+    tonic::include_proto!("tokend.v1");
+    /// Encoded descriptors of tokend's protos, for server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
+}
+
+use pb::token_service_server::{TokenService, TokenServiceServer};
+
+/// The service implementation: every call goes through the same verifier as HTTP.
+pub struct TokenApi {
+    state: AppState,
+}
+
+impl TokenApi {
+    pub fn server(state: AppState) -> TokenServiceServer<TokenApi> {
+        let tokens = state.max_batch.max(1);
+        // A full batch of maximal tokens, with room for framing and claims in answers.
+        let decode = tokens * (state.max_token_bytes + 64) + 64 * 1024;
+        let encode = tokens * (state.max_token_bytes * 2 + 512) + 64 * 1024;
+        TokenServiceServer::new(TokenApi { state })
+            .max_decoding_message_size(decode)
+            .max_encoding_message_size(encode)
+    }
+
+    fn authenticate<T>(
+        &self,
+        request: &Request<T>,
+        permission: Permission,
+        name: &'static str,
+    ) -> Result<Caller, Status> {
+        let value = request
+            .metadata()
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or(""));
+        let caller = self
+            .state
+            .clients
+            .authenticate(value)
+            .map_err(|_| ApiError::InvalidClient.to_status())?;
+        if caller.may(permission) {
+            Ok(caller)
+        } else {
+            Err(ApiError::Forbidden(name).to_status())
+        }
+    }
+
+    fn record(&self, started: Instant, outcome: Outcome) {
+        self.state
+            .metrics
+            .request(Api::Grpc, outcome, started.elapsed());
+    }
+}
+
+impl ApiError {
+    /// The gRPC half of the error table (the HTTP half is `status()`).
+    pub fn to_status(&self) -> Status {
+        let message = self.description();
+        match self {
+            ApiError::InvalidClient => Status::unauthenticated(message),
+            ApiError::Forbidden(_) => Status::permission_denied(message),
+            ApiError::InvalidRequest(_) => Status::invalid_argument(message),
+            ApiError::Unavailable(_) => Status::unavailable(message),
+            ApiError::NotFound => Status::not_found(message),
+        }
+    }
+}
+
+/// The RFC 7662 answer in protobuf form.
+pub fn introspect_response(verdict: &Verdict, include_claims: bool) -> pb::IntrospectResponse {
+    let Verdict::Active(verified) = verdict else {
+        return pb::IntrospectResponse::default();
+    };
+    active_response(verified, include_claims)
+}
+
+fn active_response(verified: &Verified, include_claims: bool) -> pb::IntrospectResponse {
+    let c = &verified.claims;
+    let map = c.map();
+    let text = |name: &str| {
+        map.get(name)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let date = |name: &str| {
+        map.get(name)
+            .and_then(|v| v.as_f64())
+            .map_or(0, |d| d as i64)
+    };
+    let aud = match map.get("aud") {
+        Some(serde_json::Value::String(a)) => vec![a.clone()],
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    pb::IntrospectResponse {
+        active: true,
+        iss: text("iss"),
+        sub: text("sub"),
+        aud,
+        exp: date("exp"),
+        iat: date("iat"),
+        nbf: date("nbf"),
+        jti: text("jti"),
+        scope: c.scope().unwrap_or_default(),
+        client_id: c.client_id().unwrap_or_default().to_owned(),
+        username: text("username"),
+        token_type: "Bearer".into(),
+        claims: include_claims.then(|| to_struct(map)),
+    }
+}
+
+fn to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
+    prost_types::Struct {
+        fields: map
+            .iter()
+            .map(|(k, v)| (k.clone(), to_value(v)))
+            .collect::<BTreeMap<_, _>>(),
+    }
+}
+
+fn to_value(value: &serde_json::Value) -> prost_types::Value {
+    use prost_types::value::Kind;
+    use serde_json::Value as J;
+    let kind = match value {
+        J::Null => Kind::NullValue(0),
+        J::Bool(b) => Kind::BoolValue(*b),
+        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
+        J::String(s) => Kind::StringValue(s.clone()),
+        J::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(to_value).collect(),
+        }),
+        J::Object(map) => Kind::StructValue(to_struct(map)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+fn outcome(verdict: &Verdict) -> Outcome {
+    if verdict.is_active() {
+        Outcome::Active
+    } else {
+        Outcome::Inactive
+    }
+}
+
+#[tonic::async_trait]
+impl TokenService for TokenApi {
+    async fn introspect(
+        &self,
+        request: Request<pb::IntrospectRequest>,
+    ) -> Result<Response<pb::IntrospectResponse>, Status> {
+        let started = Instant::now();
+        if let Err(status) = self.authenticate(&request, Permission::Introspect, "introspect") {
+            self.record(
+                started,
+                if status.code() == tonic::Code::Unauthenticated {
+                    Outcome::InvalidClient
+                } else {
+                    Outcome::Forbidden
+                },
+            );
+            return Err(status);
+        }
+        let req = request.into_inner();
+        let verdict = self
+            .state
+            .verifier
+            .check(&req.token, (self.state.clock)())
+            .await;
+        self.record(started, outcome(&verdict));
+        Ok(Response::new(introspect_response(
+            &verdict,
+            req.include_claims,
+        )))
+    }
+
+    async fn introspect_batch(
+        &self,
+        request: Request<pb::IntrospectBatchRequest>,
+    ) -> Result<Response<pb::IntrospectBatchResponse>, Status> {
+        let started = Instant::now();
+        if let Err(status) = self.authenticate(&request, Permission::Introspect, "introspect") {
+            self.record(
+                started,
+                if status.code() == tonic::Code::Unauthenticated {
+                    Outcome::InvalidClient
+                } else {
+                    Outcome::Forbidden
+                },
+            );
+            return Err(status);
+        }
+        let requests = request.into_inner().requests;
+        if requests.len() > self.state.max_batch {
+            self.record(started, Outcome::BadRequest);
+            return Err(Status::invalid_argument(format!(
+                "{} tokens in one batch; server.max_batch is {}",
+                requests.len(),
+                self.state.max_batch
+            )));
+        }
+        let now = (self.state.clock)();
+        let mut responses = Vec::with_capacity(requests.len());
+        for req in &requests {
+            let verdict = self.state.verifier.check(&req.token, now).await;
+            responses.push(introspect_response(&verdict, req.include_claims));
+        }
+        self.record(started, Outcome::Ok);
+        Ok(Response::new(pb::IntrospectBatchResponse { responses }))
+    }
+
+    async fn revoke(
+        &self,
+        request: Request<pb::RevokeRequest>,
+    ) -> Result<Response<pb::RevokeResponse>, Status> {
+        let started = Instant::now();
+        let from = request
+            .remote_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+        let result = async {
+            let caller = self
+                .authenticate(&request, Permission::Revoke, "revoke")
+                .map_err(|s| {
+                    if s.code() == tonic::Code::Unauthenticated {
+                        ApiError::InvalidClient
+                    } else {
+                        ApiError::Forbidden("revoke")
+                    }
+                })?;
+            let req = request.get_ref();
+            if req.token.is_empty() {
+                return Err(ApiError::InvalidRequest("missing token".into()));
+            }
+            revoke::revoke_token(&self.state, &req.token, &caller, &from).await
+        }
+        .await;
+        match result {
+            Ok(_) => {
+                self.record(started, Outcome::Ok);
+                Ok(Response::new(pb::RevokeResponse {}))
+            }
+            Err(e) => {
+                self.record(started, e.outcome());
+                Err(e.to_status())
+            }
+        }
+    }
+}
+
+/// Keeps gRPC health in step with `/readyz`: `SERVING` when ready, else `NOT_SERVING`,
+/// for the whole server ("") and for `tokend.v1.TokenService`.
+pub async fn mirror_readiness(
+    state: AppState,
+    reporter: tonic_health::server::HealthReporter,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    use tonic_health::ServingStatus;
+    let mut last = None;
+    loop {
+        let ready = readiness(&state).ready;
+        if last != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            reporter.set_service_status("", status).await;
+            reporter
+                .set_service_status("tokend.v1.TokenService", status)
+                .await;
+            last = Some(ready);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = shutdown.cancelled() => {
+                reporter.set_service_status("", ServingStatus::NotServing).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Serves the gRPC listener until `shutdown`.
+pub async fn serve(
+    state: AppState,
+    listener: tokio::net::TcpListener,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    tokio::spawn(mirror_readiness(
+        state.clone(),
+        reporter,
+        shutdown.child_token(),
+    ));
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("tokend's own descriptors are valid");
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("tokend's own descriptors are valid");
+    tonic::transport::Server::builder()
+        .add_service(health)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(TokenApi::server(state))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+}

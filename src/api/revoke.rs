@@ -1,0 +1,187 @@
+//! Revocation requests, shared by the HTTP and gRPC fronts: RFC 7009 token
+//! revocation and the admin API's four kinds of entry. Every stored entry and
+//! every lift writes one audit log line (who, what, when, from where).
+
+use serde::Deserialize;
+
+use super::auth::Caller;
+use super::errors::ApiError;
+use super::http::Shared;
+use crate::revocation::{Entry, StoreError};
+use crate::token::Verdict;
+
+fn unavailable(e: StoreError) -> ApiError {
+    ApiError::Unavailable(format!("{e}; the revocation was not stored, retry later"))
+}
+
+fn audit(action: &str, entry: &Entry, caller: &Caller, from: &str) {
+    tracing::info!(
+        target: "tokend::audit",
+        action,
+        caller = %caller.id,
+        from,
+        id = %entry.id,
+        kind = entry.kind.as_str(),
+        iss = %entry.iss,
+        jti = entry.jti.as_deref(),
+        sub = entry.sub.as_deref(),
+        before = entry.before,
+        expires_at = entry.expires_at,
+        "revocation {action}"
+    );
+}
+
+/// RFC 7009: an entry is stored only for a token whose signature verifies against
+/// a trusted issuer and that is still active; anything else is silently accepted
+/// (`Ok(None)`), so a forged token cannot revoke someone else's `jti`.
+pub async fn revoke_token(
+    state: &Shared,
+    token: &str,
+    caller: &Caller,
+    from: &str,
+) -> Result<Option<Entry>, ApiError> {
+    let now = (state.clock)();
+    let verified = match state.verifier.check(token, now).await {
+        Verdict::Active(v) => v,
+        Verdict::Inactive(reason) => {
+            tracing::debug!(caller = %caller.id, token = %crate::token::fingerprint(token), %reason, "revoke: nothing to store");
+            return Ok(None);
+        }
+    };
+    let entry = state
+        .verifier
+        .revocation_entry(&verified, token, now, &caller.id);
+    let (stored, _) = state
+        .verifier
+        .revocations()
+        .revoke(entry)
+        .await
+        .map_err(unavailable)?;
+    audit("stored", &stored, caller, from);
+    Ok(Some(stored))
+}
+
+/// Body of `POST /admin/revocations`: exactly one of the four forms.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRevocation {
+    pub token: Option<String>,
+    pub jti: Option<String>,
+    pub iss: Option<String>,
+    pub exp: Option<u64>,
+    pub sub: Option<String>,
+    pub before: Option<u64>,
+}
+
+/// Stores one admin revocation; never answers success for an entry not stored.
+pub async fn admin_revoke(
+    state: &Shared,
+    req: AdminRevocation,
+    caller: &Caller,
+    from: &str,
+) -> Result<Entry, ApiError> {
+    let now = (state.clock)();
+    let bad = |d: &str| ApiError::InvalidRequest(d.to_owned());
+    let entry = match req {
+        AdminRevocation {
+            token: Some(token),
+            jti: None,
+            iss: None,
+            exp: None,
+            sub: None,
+            before: None,
+        } => {
+            let verified = match state.verifier.check(&token, now).await {
+                Verdict::Active(v) => v,
+                Verdict::Inactive(reason) => {
+                    return Err(ApiError::InvalidRequest(format!(
+                        "the token is not active ({}), so there is nothing to revoke",
+                        reason.as_str()
+                    )));
+                }
+            };
+            state
+                .verifier
+                .revocation_entry(&verified, &token, now, &caller.id)
+        }
+        AdminRevocation {
+            token: None,
+            jti: Some(jti),
+            iss: Some(iss),
+            exp: Some(exp),
+            sub: None,
+            before: None,
+        } => {
+            let issuer = state
+                .verifier
+                .issuer_by_iss(&iss)
+                .ok_or_else(|| bad("iss is not a configured issuer"))?;
+            if jti.is_empty() {
+                return Err(bad("jti must not be empty"));
+            }
+            Entry::jti(&iss, &jti).with_times(exp + issuer.config.leeway_seconds, now, &caller.id)
+        }
+        AdminRevocation {
+            token: None,
+            jti: None,
+            iss: Some(iss),
+            exp: None,
+            sub,
+            before,
+        } => {
+            let issuer = state
+                .verifier
+                .issuer_by_iss(&iss)
+                .ok_or_else(|| bad("iss is not a configured issuer"))?;
+            let leeway = issuer.config.leeway_seconds;
+            let before = match (&sub, before) {
+                (_, Some(b)) => b,
+                (Some(_), None) => now,
+                (None, None) => return Err(bad("revoking a whole issuer needs \"before\"")),
+            };
+            if before > now + leeway {
+                return Err(bad("\"before\" lies in the future"));
+            }
+            let expires = state
+                .verifier
+                .revocations()
+                .bulk_expiry(&issuer.config, before, now);
+            match sub {
+                Some(sub) if sub.is_empty() => return Err(bad("sub must not be empty")),
+                Some(sub) => Entry::subject(&iss, &sub, before),
+                None => Entry::issuer(&iss, before),
+            }
+            .with_times(expires, now, &caller.id)
+        }
+        _ => {
+            return Err(bad(
+                "give exactly one of {\"token\"}, {\"jti\",\"iss\",\"exp\"}, {\"sub\",\"iss\"[,\"before\"]}, {\"iss\",\"before\"}",
+            ));
+        }
+    };
+    let (stored, _) = state
+        .verifier
+        .revocations()
+        .revoke(entry)
+        .await
+        .map_err(unavailable)?;
+    audit("stored", &stored, caller, from);
+    Ok(stored)
+}
+
+/// Lifts one entry by id.
+pub async fn lift(state: &Shared, id: String, caller: &Caller, from: &str) -> Result<(), ApiError> {
+    match state
+        .verifier
+        .revocations()
+        .lift(id)
+        .await
+        .map_err(unavailable)?
+    {
+        Some(entry) => {
+            audit("lifted", &entry, caller, from);
+            Ok(())
+        }
+        None => Err(ApiError::NotFound),
+    }
+}

@@ -1,0 +1,235 @@
+//! `tokend serve --dev`: everything a newcomer needs in one process.
+//!
+//! A development issuer with fresh RS256, ES256 and EdDSA keys (trusted
+//! directly, and also published as discovery document and JWKS), `POST
+//! /dev/token` to mint tokens for it, a `dev` client with a random secret and
+//! every permission, the memory revocation store, and listeners on 127.0.0.1
+//! only. The printed walkthrough needs nothing but curl.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::{Value, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::api::errors::ApiError;
+use crate::api::http::Clock;
+use crate::config::{ClientConfig, Config, ConfigErrors, IssuerConfig};
+use crate::mint::{Signer, jwks};
+use crate::token::Algorithm;
+
+/// Algorithms of the development issuer; the first is the default for `/dev/token`.
+pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
+
+/// The development issuer: its URL and one signing key per algorithm.
+pub struct DevIssuer {
+    pub issuer: String,
+    signers: Vec<(Algorithm, Signer)>,
+    clock: Clock,
+}
+
+/// A dev-mode setup: the config to serve, the issuer, and the `dev` client's secret.
+pub struct DevSetup {
+    pub config: Config,
+    pub issuer: Arc<DevIssuer>,
+    pub client_secret: String,
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("system randomness");
+    hex::encode(buf)
+}
+
+fn loopback_only(key: &str, addr: &str, errors: &mut Vec<String>) {
+    match addr.parse::<SocketAddr>() {
+        Ok(a) if a.ip().is_loopback() => {}
+        _ => errors.push(format!(
+            "{key}: dev mode binds to 127.0.0.1 only, not {addr:?}"
+        )),
+    }
+}
+
+/// Builds the dev configuration: SPEC defaults on 127.0.0.1, overridable by the
+/// usual `TOKEND__…` variables (for ports), a fresh issuer and `dev` client.
+pub fn setup(
+    vars: impl IntoIterator<Item = (String, String)>,
+    clock: Clock,
+) -> Result<DevSetup, ConfigErrors> {
+    let base = "[server]\nhttp_addr = \"127.0.0.1:8080\"\ngrpc_addr = \"127.0.0.1:50051\"\n";
+    let mut config = Config::from_toml(base, vars)?;
+    let mut errors = Vec::new();
+    loopback_only("server.http_addr", &config.server.http_addr, &mut errors);
+    loopback_only("server.grpc_addr", &config.server.grpc_addr, &mut errors);
+    if !config.server.metrics_addr.is_empty() {
+        loopback_only(
+            "server.metrics_addr",
+            &config.server.metrics_addr,
+            &mut errors,
+        );
+    }
+    if !errors.is_empty() {
+        return Err(ConfigErrors(errors));
+    }
+    let issuer = format!("http://{}/dev", config.server.http_addr);
+    let signers: Vec<(Algorithm, Signer)> = ALGORITHMS
+        .iter()
+        .map(|alg| {
+            (
+                *alg,
+                Signer::generate(*alg, format!("dev-{}", alg.name().to_lowercase())),
+            )
+        })
+        .collect();
+    let keys = jwks(&signers.iter().map(|(_, s)| s).collect::<Vec<_>>());
+    let issuer_config: IssuerConfig = toml::from_str(&format!(
+        "name = \"dev\"\nissuer = \"{issuer}\"\nalgorithms = [\"RS256\", \"ES256\", \"EdDSA\"]\n"
+    ))
+    .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+    config.issuers = vec![IssuerConfig {
+        inline_jwks: Some(keys.to_string()),
+        ..issuer_config
+    }];
+    let client_secret = random_hex(24);
+    let client: ClientConfig = toml::from_str(&format!(
+        "id = \"dev\"\nsecret = \"{client_secret}\"\npermissions = [\"introspect\", \"revoke\", \"admin\"]\n"
+    ))
+    .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+    config.clients = vec![client];
+    config.revocation.backend = "memory".into();
+    let config = config.validated()?;
+    Ok(DevSetup {
+        config,
+        issuer: Arc::new(DevIssuer {
+            issuer,
+            signers,
+            clock,
+        }),
+        client_secret,
+    })
+}
+
+impl DevIssuer {
+    /// Mints a token: default claims, overridden by `overrides` (minus `alg`, which picks the key).
+    pub fn mint(&self, overrides: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
+        let alg = match overrides.get("alg") {
+            None => ALGORITHMS[0],
+            Some(Value::String(name)) => Algorithm::from_name(name)
+                .filter(|a| ALGORITHMS.contains(a))
+                .ok_or_else(|| {
+                    ApiError::InvalidRequest(format!(
+                        "alg must be one of RS256, ES256, EdDSA, not {name:?}"
+                    ))
+                })?,
+            Some(_) => return Err(ApiError::InvalidRequest("alg must be a string".into())),
+        };
+        let now = (self.clock)();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "sub": "dev-user",
+            "aud": "dev-api",
+            "iat": now,
+            "exp": now + 3600,
+            "jti": random_hex(12),
+            "scope": "read write",
+            "client_id": "dev",
+        });
+        let map = claims.as_object_mut().expect("object");
+        for (name, value) in overrides.iter().filter(|(k, _)| k.as_str() != "alg") {
+            map.insert(name.clone(), value.clone());
+        }
+        let (_, signer) = self
+            .signers
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .expect("one signer per algorithm");
+        Ok(signer.sign(alg, &claims))
+    }
+
+    fn jwks(&self) -> Value {
+        jwks(&self.signers.iter().map(|(_, s)| s).collect::<Vec<_>>())
+    }
+}
+
+/// `POST /dev/token` and the issuer's discovery document and JWKS.
+pub fn routes(issuer: Arc<DevIssuer>) -> Router {
+    Router::new()
+        .route("/dev/token", post(mint_token))
+        .route("/dev/.well-known/openid-configuration", get(discovery))
+        .route(
+            "/dev/jwks",
+            get(|State(i): State<Arc<DevIssuer>>| async move { axum::Json(i.jwks()) }),
+        )
+        .with_state(issuer)
+}
+
+async fn mint_token(State(issuer): State<Arc<DevIssuer>>, body: Bytes) -> Response {
+    let overrides = if body.iter().all(u8::is_ascii_whitespace) {
+        serde_json::Map::new()
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return ApiError::InvalidRequest(
+                    "body must be a JSON object of claims (and \"alg\")".into(),
+                )
+                .into_response();
+            }
+        }
+    };
+    match issuer.mint(&overrides) {
+        Ok(token) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            token,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn discovery(State(issuer): State<Arc<DevIssuer>>) -> Response {
+    axum::Json(json!({
+        "issuer": issuer.issuer,
+        "jwks_uri": format!("{}/jwks", issuer.issuer),
+        "id_token_signing_alg_values_supported": ALGORITHMS.iter().map(|a| a.name()).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+/// The text printed to stdout at start-up: credentials and a walkthrough that
+/// works when pasted into a shell.
+pub fn walkthrough(
+    http_addr: SocketAddr,
+    grpc_addr: SocketAddr,
+    issuer: &str,
+    secret: &str,
+) -> String {
+    let base = format!("http://{http_addr}");
+    let auth = "-u \"$TOKEND_CLIENT_ID:$TOKEND_CLIENT_SECRET\"";
+    format!(
+        "\
+tokend dev mode: HTTP {base}  gRPC {grpc_addr}
+Development issuer {issuer} (RS256, ES256, EdDSA); revocations are kept in memory only.
+
+export TOKEND_CLIENT_ID=dev
+export TOKEND_CLIENT_SECRET={secret}
+
+# 1. mint a token for the development issuer (JSON body: claims to set, and \"alg\")
+TOKEN=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"sub\":\"alice\"}}')
+# 2. introspect it: \"active\": true
+curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/introspect; echo
+# 3. revoke it
+curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/revoke -o /dev/null -w '%{{http_code}}\\n'
+# 4. introspect again: {{\"active\":false}}
+curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/introspect; echo
+"
+    )
+}

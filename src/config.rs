@@ -497,6 +497,18 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
             issuer.hmac_secret_file.as_deref(),
         );
         if let Some(secret) = secret {
+            if issuer.algorithms.is_empty() {
+                // Unlisted: allow the HS* algorithms this secret is long enough for.
+                issuer
+                    .allowed
+                    .retain(|alg| secret.0.len() >= alg.hmac_min_key_len());
+            }
+            if issuer.allowed.is_empty() {
+                errors.push(format!(
+                    "{at}.hmac_secret: {} bytes is shorter than the 32 bytes HS256 needs",
+                    secret.0.len()
+                ));
+            }
             for alg in &issuer.allowed {
                 if secret.0.len() < alg.hmac_min_key_len() {
                     errors.push(format!(

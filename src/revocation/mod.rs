@@ -494,6 +494,13 @@ impl Revocations {
         self.size.set(self.copy.len() as f64);
     }
 
+    /// Forgets entries whose tokens have all expired.
+    pub fn sweep(&self, now: u64) {
+        self.store.sweep(now);
+        self.copy.sweep(now);
+        self.publish_health();
+    }
+
     /// Drops expired entries from the local copy every `every` until `shutdown`.
     pub async fn run_sweeper(
         self: Arc<Self>,
@@ -506,10 +513,7 @@ impl Revocations {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.cancelled() => return,
             }
-            let now = clock();
-            self.store.sweep(now);
-            self.copy.sweep(now);
-            self.publish_health();
+            self.sweep(clock());
         }
     }
 }

@@ -2,8 +2,11 @@
 //! port 0 against a real JWKS server run by the test, called over real HTTP.
 
 mod attacks;
+mod cli;
+mod grpc;
 mod helpers;
 mod introspect;
 mod keys;
 mod ops;
+mod revocation;
 mod wycheproof;

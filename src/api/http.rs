@@ -367,6 +367,7 @@ async fn list_issuers(
                 "last_error": status.last_error,
                 "consecutive_failures": status.consecutive_failures,
                 "staleness_seconds": age,
+                "next_refresh_seconds": status.next_refresh.map(|d| d.as_secs()),
                 "stale": status.last_error.is_some(),
             })
         })

@@ -48,6 +48,8 @@ pub struct Status {
     pub last_error: Option<String>,
     pub consecutive_failures: u32,
     pub refreshes: u64,
+    /// Delay until the next scheduled refresh, as last computed.
+    pub next_refresh: Option<Duration>,
 }
 
 /// One trusted issuer: its configuration, its current keys, its refresher's state.
@@ -138,7 +140,11 @@ impl IssuerKeys {
                     s.refreshes += 1;
                 }
                 self.metrics.jwks_refresh(self.index, true);
-                Ok(self.schedule(max_age))
+                let next = next_refresh(&self.config, max_age);
+                if let Ok(mut s) = self.status.lock() {
+                    s.next_refresh = Some(next);
+                }
+                Ok(next)
             }
             Err(e) => {
                 tracing::warn!(issuer = %self.config.name, error = %e, "key refresh failed; last good keys keep serving");
@@ -203,11 +209,6 @@ impl IssuerKeys {
         ))
     }
 
-    /// Next refresh: the server's `max-age` (or `refresh_seconds`) within [min, max].
-    fn schedule(&self, max_age: Option<Duration>) -> Duration {
-        next_refresh(&self.config, max_age)
-    }
-
     /// Called by a request whose `kid` is unknown. Triggers one refresh unless one
     /// ran within `unknown_kid_refresh_seconds`, and waits (bounded) for it. Returns
     /// whether a refresh finished, i.e. whether looking again can help.
@@ -269,8 +270,12 @@ impl IssuerKeys {
     /// After a failure: 1 s, 2 s, 4 s … up to `min_refresh_seconds`.
     fn backoff(&self) -> Duration {
         let failures = self.status().consecutive_failures.clamp(1, 16);
-        let secs = 1u64 << (failures - 1);
-        Duration::from_secs(secs.min(self.config.min_refresh_seconds))
+        let delay =
+            Duration::from_secs((1u64 << (failures - 1)).min(self.config.min_refresh_seconds));
+        if let Ok(mut s) = self.status.lock() {
+            s.next_refresh = Some(delay);
+        }
+        delay
     }
 }
 

@@ -346,3 +346,24 @@ async fn static_key_files_are_trusted_directly() {
             .await
     );
 }
+
+#[tokio::test]
+async fn refresh_schedule_follows_cache_control_within_bounds() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let policy = "min_refresh_seconds = 60\nmax_refresh_seconds = 3600\nrefresh_seconds = 300";
+    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, policy), "")).await;
+    let issuer = app.app.state.verifier.issuer_by_name("main").unwrap();
+    for (max_age, expected) in [
+        (None, 300),
+        (Some(900), 900),
+        (Some(5), 60),
+        (Some(99_999), 3600),
+    ] {
+        *idp.state.max_age.lock().unwrap() = max_age;
+        let next = issuer.refresh_now().await.unwrap();
+        assert_eq!(next, Duration::from_secs(expected), "max-age {max_age:?}");
+        let admin = admin_issuers(&app).await;
+        assert_eq!(admin["issuers"][0]["next_refresh_seconds"], expected);
+    }
+}

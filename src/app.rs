@@ -14,7 +14,8 @@ use crate::api::http::{self, AppState, Clock, Shared};
 use crate::config::Config;
 use crate::keys::IssuerKeys;
 use crate::metrics::{self, Metrics};
-use crate::revocation::Revocations;
+use crate::revocation::redis::RedisStore;
+use crate::revocation::{LocalCopy, Revocations};
 use crate::token::Verifier;
 
 /// A running tokend.
@@ -50,11 +51,18 @@ pub async fn start_with(
             .with_context(|| format!("issuer {}", issuer.name))?;
         issuers.push(Arc::new(keys));
     }
-    let revocations = Arc::new(match config.revocation.backend.as_str() {
-        "memory" => Revocations::memory(),
-        other => anyhow::bail!(
-            "revocation.backend = {other:?} is not available in this build yet; use \"memory\""
-        ),
+    let shutdown = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let r = &config.revocation;
+    let revocations = Arc::new(match r.backend.as_str() {
+        "redis" => {
+            let copy = Arc::new(LocalCopy::default());
+            let store = Arc::new(RedisStore::new(r, copy.clone())?);
+            tasks.spawn(store.clone().run_feed(shutdown.child_token()));
+            let fail_closed = (r.on_stale == "fail_closed").then_some(r.max_staleness_seconds);
+            Revocations::new(store, copy, fail_closed, r.bulk_entry_ttl_seconds)
+        }
+        _ => Revocations::memory(),
     });
     let verifier = Arc::new(Verifier::new(
         issuers.clone(),
@@ -73,8 +81,6 @@ pub async fn start_with(
         max_batch: config.server.max_batch,
     });
 
-    let shutdown = CancellationToken::new();
-    let mut tasks = JoinSet::new();
     for issuer in issuers {
         tasks.spawn(issuer.run_refresher(shutdown.child_token()));
     }

@@ -205,6 +205,8 @@ pub struct RevocationConfig {
     pub max_staleness_seconds: u64,
     pub on_stale: String,
     pub bulk_entry_ttl_seconds: u64,
+    /// Records the Redis change feed keeps; a replica away for longer resyncs fully.
+    pub feed_max_len: usize,
 }
 
 impl Default for RevocationConfig {
@@ -217,6 +219,7 @@ impl Default for RevocationConfig {
             max_staleness_seconds: 30,
             on_stale: "serve".into(),
             bulk_entry_ttl_seconds: 2_592_000,
+            feed_max_len: 100_000,
         }
     }
 }

@@ -24,6 +24,8 @@ pub const JWKS_LAST_SUCCESS: &str = "tokend_jwks_last_success_timestamp_seconds"
 pub const REVOCATIONS: &str = "tokend_revocations_total";
 pub const REVOCATION_STORE_UP: &str = "tokend_revocation_store_up";
 pub const REVOCATION_ENTRIES: &str = "tokend_revocation_entries";
+pub const REVOCATION_FEED_LAG: &str = "tokend_revocation_feed_lag_seconds";
+pub const REVOCATION_RESYNCS: &str = "tokend_revocation_resyncs_total";
 
 /// Buckets from 5 µs to 1 s: verification is microseconds, a refresh-wait is up to 500 ms.
 pub const LATENCY_BUCKETS: &[f64] = &[

@@ -311,6 +311,7 @@ pub fn readiness(state: &Shared) -> Readiness {
                 "stale_seconds": store.stale_seconds,
                 "fail_closed": tripped,
                 "entries": revocations.local_copy().len(),
+                "resyncs": store.resyncs,
                 "detail": store.detail,
             },
         }),

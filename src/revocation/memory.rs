@@ -76,10 +76,11 @@ impl Store for MemoryStore {
         })
     }
 
-    fn sweep(&self, now: u64) {
+    fn sweep(&self, now: u64) -> BoxFuture<'_, ()> {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|_, e| e.expires_at > now);
         }
+        Box::pin(async {})
     }
 
     fn health(&self) -> StoreHealth {
@@ -87,6 +88,7 @@ impl Store for MemoryStore {
             up: true,
             loaded: true,
             stale_seconds: 0,
+            resyncs: 0,
             detail: None,
         }
     }

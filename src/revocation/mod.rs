@@ -12,7 +12,9 @@
 //! replica) and keeps the local copy in step.
 
 pub mod memory;
+pub mod redis;
 
+use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use futures_util::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -201,35 +203,39 @@ struct Bulk {
     expires_at: u64,
 }
 
-/// Every replica's in-process copy of the revocation list.
+/// The maps behind a [`LocalCopy`]; a full resync builds a new set and swaps it in.
 #[derive(Default)]
-pub struct LocalCopy {
+struct Maps {
     /// fingerprint(Jti, iss, jti) → expires_at
     jti: DashMap<u128, u64, Fingerprinter>,
     /// fingerprint(Subject, iss, sub) or fingerprint(Issuer, iss) → entries
     bulk: DashMap<u128, Vec<Bulk>, Fingerprinter>,
 }
 
-impl LocalCopy {
-    fn key(entry: &Entry) -> u128 {
-        match entry.kind {
-            Kind::Jti => fingerprint(
-                Kind::Jti,
-                &entry.iss,
-                &[entry.jti.as_deref().unwrap_or("").as_bytes()],
-            ),
-            Kind::Subject => fingerprint(
-                Kind::Subject,
-                &entry.iss,
-                &[entry.sub.as_deref().unwrap_or("").as_bytes()],
-            ),
-            Kind::Issuer => fingerprint(Kind::Issuer, &entry.iss, &[]),
-        }
-    }
+/// Every replica's in-process copy of the revocation list: sharded maps (no
+/// global lock) behind an `ArcSwap`, so a full resync replaces them whole and
+/// no reader ever sees a half-loaded copy.
+pub struct LocalCopy {
+    maps: ArcSwap<Maps>,
+}
 
-    /// Adds (or extends) an entry.
-    pub fn apply(&self, entry: &Entry) {
-        let key = LocalCopy::key(entry);
+impl Default for LocalCopy {
+    fn default() -> Self {
+        LocalCopy { maps: ArcSwap::from_pointee(Maps::default()) }
+    }
+}
+
+fn key_of(entry: &Entry) -> u128 {
+    match entry.kind {
+        Kind::Jti => fingerprint(Kind::Jti, &entry.iss, &[entry.jti.as_deref().unwrap_or("").as_bytes()]),
+        Kind::Subject => fingerprint(Kind::Subject, &entry.iss, &[entry.sub.as_deref().unwrap_or("").as_bytes()]),
+        Kind::Issuer => fingerprint(Kind::Issuer, &entry.iss, &[]),
+    }
+}
+
+impl Maps {
+    fn apply(&self, entry: &Entry) {
+        let key = key_of(entry);
         match entry.kind {
             Kind::Jti => {
                 let mut slot = self.jti.entry(key).or_insert(0);
@@ -240,25 +246,39 @@ impl LocalCopy {
                 let mut list = self.bulk.entry(key).or_default();
                 match list.iter_mut().find(|b| b.before == before) {
                     Some(b) => b.expires_at = b.expires_at.max(entry.expires_at),
-                    None => list.push(Bulk {
-                        before,
-                        expires_at: entry.expires_at,
-                    }),
+                    None => list.push(Bulk { before, expires_at: entry.expires_at }),
                 }
             }
         }
     }
+}
+
+impl LocalCopy {
+    /// Adds (or extends) an entry.
+    pub fn apply(&self, entry: &Entry) {
+        self.maps.load().apply(entry);
+    }
+
+    /// Replaces the whole copy with these entries, atomically for readers.
+    pub fn replace_all<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) {
+        let maps = Maps::default();
+        for entry in entries {
+            maps.apply(entry);
+        }
+        self.maps.store(Arc::new(maps));
+    }
 
     /// Removes an entry (a lift).
     pub fn remove(&self, entry: &Entry) {
-        let key = LocalCopy::key(entry);
+        let key = key_of(entry);
+        let maps = self.maps.load();
         match entry.kind {
             Kind::Jti => {
-                self.jti.remove(&key);
+                maps.jti.remove(&key);
             }
             Kind::Subject | Kind::Issuer => {
                 let before = entry.before.unwrap_or(0);
-                self.bulk.remove_if_mut(&key, |_, list| {
+                maps.bulk.remove_if_mut(&key, |_, list| {
                     list.retain(|b| b.before != before);
                     list.is_empty()
                 });
@@ -267,32 +287,21 @@ impl LocalCopy {
     }
 
     /// Whether a token is covered by an unexpired entry.
-    pub fn is_revoked(
-        &self,
-        iss: &str,
-        id: TokenId<'_>,
-        sub: Option<&str>,
-        iat: Option<f64>,
-        now: u64,
-    ) -> bool {
+    pub fn is_revoked(&self, iss: &str, id: TokenId<'_>, sub: Option<&str>, iat: Option<f64>, now: u64) -> bool {
+        let maps = self.maps.load();
         let jti_key = match id {
             TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
-            TokenId::Hash(hash) => fingerprint(
-                Kind::Jti,
-                iss,
-                &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(hash)],
-            ),
+            TokenId::Hash(hash) => fingerprint(Kind::Jti, iss, &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(hash)]),
         };
-        if self.jti.get(&jti_key).is_some_and(|exp| *exp > now) {
+        if maps.jti.get(&jti_key).is_some_and(|exp| *exp > now) {
             return true;
         }
-        if self.bulk.is_empty() {
+        if maps.bulk.is_empty() {
             return false;
         }
         let covered = |key: u128| {
-            self.bulk.get(&key).is_some_and(|list| {
-                list.iter()
-                    .any(|b| b.expires_at > now && iat.is_none_or(|iat| iat <= b.before as f64))
+            maps.bulk.get(&key).is_some_and(|list| {
+                list.iter().any(|b| b.expires_at > now && iat.is_none_or(|iat| iat <= b.before as f64))
             })
         };
         covered(fingerprint(Kind::Issuer, iss, &[]))
@@ -301,8 +310,9 @@ impl LocalCopy {
 
     /// Drops expired entries.
     pub fn sweep(&self, now: u64) {
-        self.jti.retain(|_, exp| *exp > now);
-        self.bulk.retain(|_, list| {
+        let maps = self.maps.load();
+        maps.jti.retain(|_, exp| *exp > now);
+        maps.bulk.retain(|_, list| {
             list.retain(|b| b.expires_at > now);
             !list.is_empty()
         });
@@ -310,16 +320,12 @@ impl LocalCopy {
 
     /// Number of entries held.
     pub fn len(&self) -> usize {
-        self.jti.len() + self.bulk.iter().map(|l| l.len()).sum::<usize>()
+        let maps = self.maps.load();
+        maps.jti.len() + maps.bulk.iter().map(|l| l.len()).sum::<usize>()
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    pub fn clear(&self) {
-        self.jti.clear();
-        self.bulk.clear();
     }
 }
 
@@ -339,6 +345,8 @@ pub struct StoreHealth {
     pub loaded: bool,
     /// Seconds since the local copy was last known to be in sync (0: in sync).
     pub stale_seconds: u64,
+    /// Full loads of the local copy so far (the first load counts).
+    pub resyncs: u64,
     pub detail: Option<String>,
 }
 
@@ -356,9 +364,15 @@ pub trait Store: Send + Sync {
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>>;
     fn health(&self) -> StoreHealth;
-    /// Forgets entries that expired before `now` (stores whose backend expires
-    /// entries by itself need not).
-    fn sweep(&self, _now: u64) {}
+    /// Seconds since the local copy was last known to be in sync (0: in sync).
+    /// Called on the request path when `on_stale = "fail_closed"`: must be cheap.
+    fn stale_seconds(&self) -> u64 {
+        0
+    }
+    /// Forgets entries that expired before `now`.
+    fn sweep(&self, _now: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// The revocation facade the verifier and the APIs use.
@@ -438,7 +452,7 @@ impl Revocations {
             return Err(Reason::Revoked);
         }
         if let Some(limit) = self.fail_closed_after
-            && self.store.health().stale_seconds > limit
+            && self.store.stale_seconds() > limit
         {
             return Err(Reason::StoreStale);
         }
@@ -476,7 +490,7 @@ impl Revocations {
     /// Whether `fail_closed` has tripped (readiness turns red).
     pub fn tripped(&self) -> bool {
         self.fail_closed_after
-            .is_some_and(|limit| self.store.health().stale_seconds > limit)
+            .is_some_and(|limit| self.store.stale_seconds() > limit)
     }
 
     pub fn local_copy(&self) -> &Arc<LocalCopy> {
@@ -495,8 +509,8 @@ impl Revocations {
     }
 
     /// Forgets entries whose tokens have all expired.
-    pub fn sweep(&self, now: u64) {
-        self.store.sweep(now);
+    pub async fn sweep(&self, now: u64) {
+        self.store.sweep(now).await;
         self.copy.sweep(now);
         self.publish_health();
     }
@@ -513,7 +527,7 @@ impl Revocations {
                 _ = tokio::time::sleep(every) => {}
                 _ = shutdown.cancelled() => return,
             }
-            self.sweep(clock());
+            self.sweep(clock()).await;
         }
     }
 }

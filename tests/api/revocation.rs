@@ -487,7 +487,7 @@ async fn entries_expire_with_what_they_cover() {
     // Past exp + leeway the token is expired anyway, and the entry may go.
     app.set_now(t + 60 + 30);
     assert!(!app.is_active(&token).await);
-    revocations.sweep(t + 60 + 30);
+    revocations.sweep(t + 60 + 30).await;
     assert_eq!(revocations.local_copy().len(), 0);
     assert_eq!(app.admin_list("").await["entries"], json!([]));
 }

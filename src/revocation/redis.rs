@@ -1,0 +1,500 @@
+//! The Redis store: durable entries, shared by every replica, with a change
+//! feed that keeps each replica's [`LocalCopy`] in step.
+//!
+//! Keys (all under `key_prefix`, all with a TTL, readable with `redis-cli`):
+//! - `{prefix}{rev}:entries` — a hash, entry id → entry JSON. Its TTL follows
+//!   the latest `expires_at`; expired fields are removed by the sweeper.
+//! - `{prefix}{rev}:feed` — a stream of changes (`op` put/lift, `entry` JSON,
+//!   `ts` write time in ms), trimmed to `feed_max_len` and expiring a day after
+//!   the last write.
+//!
+//! The `{rev}` hash tag puts both keys in one Redis Cluster slot, so an entry
+//! and its feed record are written by one Lua script, atomically: no replica
+//! can see one without the other. (The cost is that the revocation list lives
+//! on one shard; its write rate is that of security teams revoking tokens.)
+//!
+//! Each replica: loads the whole hash (remembering the feed's last id first),
+//! then follows the feed with blocking `XREAD` on its own connection whose
+//! response timeout exceeds the block time. After a disconnect it resumes from
+//! the last id it applied; if the feed no longer reaches back that far it
+//! resyncs from the hash. A write is acknowledged only after Redis has run the
+//! script (with `appendfsync always`, after it is on disk).
+
+use futures_util::future::BoxFuture;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+use super::{Entry, LocalCopy, Store, StoreError, StoreHealth};
+use crate::config::RevocationConfig;
+
+/// How long one blocking read waits for news.
+const BLOCK: Duration = Duration::from_secs(2);
+/// Response timeout of ordinary commands.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// The feed lives this long after its last write (it is also trimmed by length).
+const FEED_TTL_MS: u64 = 24 * 3600 * 1000;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+/// Where Redis is: one server or a cluster.
+#[derive(Clone)]
+enum Connector {
+    Single(redis::Client),
+    Cluster(redis::cluster::ClusterClient, redis::cluster::ClusterClient),
+}
+
+/// A connection to either.
+#[derive(Clone)]
+enum Conn {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+    fn req_packed_commands<'a>(&'a mut self, pipeline: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+impl Connector {
+    fn new(config: &RevocationConfig) -> RedisResult<Connector> {
+        if config.redis_cluster_urls.is_empty() {
+            return Ok(Connector::Single(redis::Client::open(config.redis_url.as_str())?));
+        }
+        let build = |timeout: Duration| {
+            redis::cluster::ClusterClient::builder(config.redis_cluster_urls.clone())
+                .connection_timeout(COMMAND_TIMEOUT)
+                .response_timeout(timeout)
+                .retries(2)
+                .build()
+        };
+        Ok(Connector::Cluster(build(COMMAND_TIMEOUT)?, build(BLOCK + COMMAND_TIMEOUT)?))
+    }
+
+    /// A connection for commands, or (`blocking`) one for `XREAD BLOCK` whose
+    /// response timeout outlasts the block.
+    async fn connect(&self, blocking: bool) -> RedisResult<Conn> {
+        let timeout = if blocking { BLOCK + COMMAND_TIMEOUT } else { COMMAND_TIMEOUT };
+        match self {
+            Connector::Single(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(COMMAND_TIMEOUT))
+                    .set_response_timeout(Some(timeout));
+                Ok(Conn::Single(client.get_multiplexed_async_connection_with_config(&config).await?))
+            }
+            Connector::Cluster(commands, blocking_client) => {
+                let client = if blocking { blocking_client } else { commands };
+                Ok(Conn::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+}
+
+/// Stores an entry and its feed record atomically; keeps the longer expiry and the
+/// original creation of an entry stored before. Returns {1 if new, stored JSON}.
+const PUT: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+local json = ARGV[2]
+local new = 1
+if cur then
+  new = 0
+  local c = cjson.decode(cur)
+  local n = cjson.decode(json)
+  if n.expires_at <= c.expires_at then
+    return {0, cur}
+  end
+  c.expires_at = n.expires_at
+  json = cjson.encode(c)
+end
+redis.call('HSET', KEYS[1], ARGV[1], json)
+local ttl = redis.call('PTTL', KEYS[1])
+local until_ms = tonumber(ARGV[3])
+if ttl < 0 or until_ms > tonumber(ARGV[6]) + ttl then
+  redis.call('PEXPIREAT', KEYS[1], until_ms)
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '*', 'op', 'put', 'entry', json, 'ts', ARGV[6])
+redis.call('PEXPIRE', KEYS[2], ARGV[5])
+return {new, json}
+"#;
+
+/// Removes an entry and records the lift in the feed. Returns the lifted JSON or nil.
+const LIFT: &str = r#"
+local cur = redis.call('HGET', KEYS[1], ARGV[1])
+if not cur then return false end
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], '*', 'op', 'lift', 'entry', cur, 'ts', ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[3])
+return cur
+"#;
+
+/// The Redis store and its feed follower.
+pub struct RedisStore {
+    connector: Connector,
+    /// The command connection, made on first use and dropped on error (admin
+    /// path only: the request path never touches Redis).
+    conn: tokio::sync::Mutex<Option<Conn>>,
+    entries_key: String,
+    feed_key: String,
+    feed_max_len: usize,
+    copy: Arc<LocalCopy>,
+    put: redis::Script,
+    lift: redis::Script,
+    /// The feed follower is connected and caught up.
+    in_sync: AtomicBool,
+    /// The whole set has been loaded at least once.
+    loaded: AtomicBool,
+    /// When the copy was last known to be in sync (ms since the epoch).
+    last_sync_ms: AtomicU64,
+    last_error: Mutex<Option<String>>,
+    last_sweep_ms: AtomicU64,
+    resync_count: AtomicU64,
+    lag: metrics::Histogram,
+    resyncs: metrics::Counter,
+}
+
+impl RedisStore {
+    pub fn new(config: &RevocationConfig, copy: Arc<LocalCopy>) -> Result<RedisStore, StoreError> {
+        let connector = Connector::new(config).map_err(|e| StoreError::Unavailable(format!("bad Redis address: {e}")))?;
+        Ok(RedisStore {
+            connector,
+            conn: tokio::sync::Mutex::new(None),
+            entries_key: format!("{}{{rev}}:entries", config.key_prefix),
+            feed_key: format!("{}{{rev}}:feed", config.key_prefix),
+            feed_max_len: config.feed_max_len,
+            copy,
+            put: redis::Script::new(PUT),
+            lift: redis::Script::new(LIFT),
+            in_sync: AtomicBool::new(false),
+            loaded: AtomicBool::new(false),
+            last_sync_ms: AtomicU64::new(now_ms()),
+            last_error: Mutex::new(None),
+            last_sweep_ms: AtomicU64::new(0),
+            resync_count: AtomicU64::new(0),
+            lag: metrics::histogram!(crate::metrics::REVOCATION_FEED_LAG),
+            resyncs: metrics::counter!(crate::metrics::REVOCATION_RESYNCS),
+        })
+    }
+
+    pub fn keys(&self) -> (&str, &str) {
+        (&self.entries_key, &self.feed_key)
+    }
+
+    async fn command_conn(&self) -> Result<Conn, StoreError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(conn) = slot.as_ref() {
+            return Ok(conn.clone());
+        }
+        let conn = self.connector.connect(false).await.map_err(|e| self.failed(e))?;
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    fn failed(&self, e: redis::RedisError) -> StoreError {
+        let message = format!("Redis: {e}");
+        if let Ok(mut last) = self.last_error.lock() {
+            *last = Some(message.clone());
+        }
+        StoreError::Unavailable(message)
+    }
+
+    async fn forget_conn(&self) {
+        *self.conn.lock().await = None;
+    }
+
+    /// Runs a command on the command connection; a failure drops the connection.
+    async fn run<T>(&self, f: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>) -> Result<T, StoreError> {
+        let mut conn = self.command_conn().await?;
+        match f(&mut conn).await {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                    self.forget_conn().await;
+                }
+                Err(self.failed(e))
+            }
+        }
+    }
+
+    /// Reads every stored entry.
+    async fn load_all(&self, conn: &mut Conn) -> RedisResult<Vec<Entry>> {
+        let mut entries = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<(String, String)>) = redis::cmd("HSCAN")
+                .arg(&self.entries_key)
+                .arg(cursor)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(conn)
+                .await?;
+            for (id, json) in batch {
+                match serde_json::from_str::<Entry>(&json) {
+                    Ok(entry) if entry.id == id => entries.push(entry),
+                    _ => tracing::warn!(id, "unreadable revocation entry in Redis; skipped"),
+                }
+            }
+            if next == 0 {
+                return Ok(entries);
+            }
+            cursor = next;
+        }
+    }
+
+    /// The id of the feed's newest record ("0-0" when empty).
+    async fn feed_last_id(&self, conn: &mut Conn) -> RedisResult<String> {
+        let newest: redis::streams::StreamRangeReply =
+            conn.xrevrange_count(&self.feed_key, "+", "-", 1).await?;
+        Ok(newest.ids.first().map_or_else(|| "0-0".to_owned(), |r| r.id.clone()))
+    }
+
+    /// Whether resuming after `last_id` can miss nothing: the feed still reaches back to it.
+    async fn can_resume(&self, conn: &mut Conn, last_id: &str) -> RedisResult<bool> {
+        let oldest: redis::streams::StreamRangeReply = conn.xrange_count(&self.feed_key, "-", "+", 1).await?;
+        Ok(match oldest.ids.first() {
+            None => last_id == "0-0",
+            Some(first) => stream_id(&first.id) <= stream_id(last_id),
+        })
+    }
+
+    /// Full resync: remember where the feed is, load everything, swap it in.
+    async fn resync(&self, conn: &mut Conn) -> RedisResult<String> {
+        let last_id = self.feed_last_id(conn).await?;
+        let entries = self.load_all(conn).await?;
+        let now = now_ms() / 1000;
+        self.copy.replace_all(entries.iter().filter(|e| e.expires_at > now));
+        self.loaded.store(true, Ordering::Release);
+        self.resyncs.increment(1);
+        self.resync_count.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(entries = entries.len(), feed = %last_id, "revocation copy loaded from Redis");
+        Ok(last_id)
+    }
+
+    fn apply_record(&self, fields: &HashMap<String, Value>) {
+        let text = |name: &str| fields.get(name).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+        let (Some(op), Some(json)) = (text("op"), text("entry")) else {
+            tracing::warn!("malformed revocation feed record; skipped");
+            return;
+        };
+        let Ok(entry) = serde_json::from_str::<Entry>(&json) else {
+            tracing::warn!("unreadable entry in the revocation feed; skipped");
+            return;
+        };
+        match op.as_str() {
+            "put" => self.copy.apply(&entry),
+            "lift" => self.copy.remove(&entry),
+            other => tracing::warn!(op = other, "unknown revocation feed op; skipped"),
+        }
+        if let Some(ts) = text("ts").and_then(|t| t.parse::<u64>().ok()) {
+            self.lag.record(now_ms().saturating_sub(ts) as f64 / 1000.0);
+        }
+    }
+
+    /// Follows the feed until `shutdown`: load, then tail; reconnect with backoff;
+    /// resume from the last applied record, or resync when the feed has moved on.
+    pub async fn run_feed(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut last_id: Option<String> = None;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            if shutdown.is_cancelled() {
+                return;
+            }
+            let outcome = tokio::select! {
+                r = self.follow(&mut last_id) => r,
+                _ = shutdown.cancelled() => return,
+            };
+            if let Err(e) = outcome {
+                if self.in_sync.swap(false, Ordering::AcqRel) {
+                    tracing::warn!(error = %e, "revocation feed lost; serving from the local copy");
+                }
+                let _ = self.failed(e);
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// One connected session of the follower; returns on a Redis error.
+    async fn follow(&self, last_id: &mut Option<String>) -> RedisResult<()> {
+        let mut conn = self.connector.connect(true).await?;
+        let mut cursor = match last_id.take() {
+            Some(id) if self.can_resume(&mut conn, &id).await? => {
+                tracing::info!(from = %id, "revocation feed resumed");
+                id
+            }
+            Some(_) => {
+                tracing::warn!("revocation feed moved past this replica's position; full resync");
+                self.resync(&mut conn).await?
+            }
+            None => self.resync(&mut conn).await?,
+        };
+        *last_id = Some(cursor.clone());
+        loop {
+            let options = redis::streams::StreamReadOptions::default().block(BLOCK.as_millis() as usize).count(1000);
+            let reply: Option<redis::streams::StreamReadReply> =
+                conn.xread_options(&[&self.feed_key], &[&cursor], &options).await?;
+            // The read answered: everything up to now is applied.
+            self.last_sync_ms.store(now_ms(), Ordering::Release);
+            if !self.in_sync.swap(true, Ordering::AcqRel) {
+                tracing::info!("revocation feed in sync");
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = None;
+                }
+            }
+            for key in reply.map(|r| r.keys).unwrap_or_default() {
+                for record in key.ids {
+                    self.apply_record(&record.map);
+                    cursor = record.id;
+                    *last_id = Some(cursor.clone());
+                }
+            }
+        }
+    }
+}
+
+/// Orders stream ids ("ms-seq") numerically.
+fn stream_id(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
+}
+
+impl Store for RedisStore {
+    fn put(&self, entry: Entry) -> BoxFuture<'_, Result<(Entry, bool), StoreError>> {
+        Box::pin(async move {
+            let json = serde_json::to_string(&entry).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let (entries_key, feed_key) = (self.entries_key.clone(), self.feed_key.clone());
+            let script = &self.put;
+            let (new, stored): (i64, String) = self
+                .run(async |conn: &mut Conn| {
+                    script
+                        .key(&entries_key)
+                        .key(&feed_key)
+                        .arg(&entry.id)
+                        .arg(&json)
+                        .arg(entry.expires_at * 1000)
+                        .arg(self.feed_max_len)
+                        .arg(FEED_TTL_MS)
+                        .arg(now_ms())
+                        .invoke_async(conn)
+                        .await
+                })
+                .await?;
+            let stored: Entry = serde_json::from_str(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            // Seen here at once; the feed brings it to every other replica.
+            self.copy.apply(&stored);
+            Ok((stored, new == 1))
+        })
+    }
+
+    fn lift(&self, id: String) -> BoxFuture<'_, Result<Option<Entry>, StoreError>> {
+        Box::pin(async move {
+            let (entries_key, feed_key) = (self.entries_key.clone(), self.feed_key.clone());
+            let script = &self.lift;
+            let lifted: Option<String> = self
+                .run(async |conn: &mut Conn| {
+                    script
+                        .key(&entries_key)
+                        .key(&feed_key)
+                        .arg(&id)
+                        .arg(self.feed_max_len)
+                        .arg(FEED_TTL_MS)
+                        .arg(now_ms())
+                        .invoke_async(conn)
+                        .await
+                })
+                .await?;
+            let entry = lifted.and_then(|json| serde_json::from_str::<Entry>(&json).ok());
+            if let Some(entry) = &entry {
+                self.copy.remove(entry);
+            }
+            Ok(entry)
+        })
+    }
+
+    fn list(&self, after: Option<String>, limit: usize) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+        Box::pin(async move {
+            let now = now_ms() / 1000;
+            let mut entries = self.run(async |conn: &mut Conn| self.load_all(conn).await).await?;
+            entries.retain(|e| e.expires_at > now && after.as_ref().is_none_or(|a| e.id.as_str() > a.as_str()));
+            entries.sort_by(|a, b| a.id.cmp(&b.id));
+            entries.truncate(limit);
+            Ok(entries)
+        })
+    }
+
+    fn health(&self) -> StoreHealth {
+        let up = self.in_sync.load(Ordering::Acquire);
+        StoreHealth {
+            up,
+            loaded: self.loaded.load(Ordering::Acquire),
+            stale_seconds: self.stale_seconds(),
+            resyncs: self.resync_count.load(Ordering::Acquire),
+            detail: self.last_error.lock().ok().and_then(|e| e.clone()),
+        }
+    }
+
+    fn stale_seconds(&self) -> u64 {
+        if self.in_sync.load(Ordering::Acquire) {
+            return 0;
+        }
+        (now_ms().saturating_sub(self.last_sync_ms.load(Ordering::Acquire)) / 1000).max(1)
+    }
+
+    /// Removes expired fields from the entries hash, at most every five minutes
+    /// per replica (any replica may; it is idempotent).
+    fn sweep(&self, _now: u64) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let last = self.last_sweep_ms.load(Ordering::Acquire);
+            if now_ms() < last + 300_000 {
+                return;
+            }
+            self.last_sweep_ms.store(now_ms(), Ordering::Release);
+            match self.sweep_expired().await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(removed = n, "expired revocation entries removed from Redis"),
+                Err(e) => tracing::debug!(error = %e, "sweep of expired revocation entries failed"),
+            }
+        })
+    }
+}
+
+impl RedisStore {
+    /// Deletes hash fields whose entries have expired.
+    pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
+        let now = now_ms() / 1000;
+        let entries = self.run(async |conn: &mut Conn| self.load_all(conn).await).await?;
+        let expired: Vec<String> = entries.into_iter().filter(|e| e.expires_at <= now).map(|e| e.id).collect();
+        if expired.is_empty() {
+            return Ok(0);
+        }
+        let key = self.entries_key.clone();
+        let count = expired.len();
+        self.run(async |conn: &mut Conn| conn.hdel::<_, _, ()>(&key, &expired).await).await?;
+        Ok(count)
+    }
+}

@@ -221,14 +221,24 @@ pub struct LocalCopy {
 
 impl Default for LocalCopy {
     fn default() -> Self {
-        LocalCopy { maps: ArcSwap::from_pointee(Maps::default()) }
+        LocalCopy {
+            maps: ArcSwap::from_pointee(Maps::default()),
+        }
     }
 }
 
 fn key_of(entry: &Entry) -> u128 {
     match entry.kind {
-        Kind::Jti => fingerprint(Kind::Jti, &entry.iss, &[entry.jti.as_deref().unwrap_or("").as_bytes()]),
-        Kind::Subject => fingerprint(Kind::Subject, &entry.iss, &[entry.sub.as_deref().unwrap_or("").as_bytes()]),
+        Kind::Jti => fingerprint(
+            Kind::Jti,
+            &entry.iss,
+            &[entry.jti.as_deref().unwrap_or("").as_bytes()],
+        ),
+        Kind::Subject => fingerprint(
+            Kind::Subject,
+            &entry.iss,
+            &[entry.sub.as_deref().unwrap_or("").as_bytes()],
+        ),
         Kind::Issuer => fingerprint(Kind::Issuer, &entry.iss, &[]),
     }
 }
@@ -246,7 +256,10 @@ impl Maps {
                 let mut list = self.bulk.entry(key).or_default();
                 match list.iter_mut().find(|b| b.before == before) {
                     Some(b) => b.expires_at = b.expires_at.max(entry.expires_at),
-                    None => list.push(Bulk { before, expires_at: entry.expires_at }),
+                    None => list.push(Bulk {
+                        before,
+                        expires_at: entry.expires_at,
+                    }),
                 }
             }
         }
@@ -287,11 +300,22 @@ impl LocalCopy {
     }
 
     /// Whether a token is covered by an unexpired entry.
-    pub fn is_revoked(&self, iss: &str, id: TokenId<'_>, sub: Option<&str>, iat: Option<f64>, now: u64) -> bool {
+    pub fn is_revoked(
+        &self,
+        iss: &str,
+        id: TokenId<'_>,
+        sub: Option<&str>,
+        iat: Option<f64>,
+        now: u64,
+    ) -> bool {
         let maps = self.maps.load();
         let jti_key = match id {
             TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
-            TokenId::Hash(hash) => fingerprint(Kind::Jti, iss, &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(hash)]),
+            TokenId::Hash(hash) => fingerprint(
+                Kind::Jti,
+                iss,
+                &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(hash)],
+            ),
         };
         if maps.jti.get(&jti_key).is_some_and(|exp| *exp > now) {
             return true;
@@ -301,7 +325,8 @@ impl LocalCopy {
         }
         let covered = |key: u128| {
             maps.bulk.get(&key).is_some_and(|list| {
-                list.iter().any(|b| b.expires_at > now && iat.is_none_or(|iat| iat <= b.before as f64))
+                list.iter()
+                    .any(|b| b.expires_at > now && iat.is_none_or(|iat| iat <= b.before as f64))
             })
         };
         covered(fingerprint(Kind::Issuer, iss, &[]))

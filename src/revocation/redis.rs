@@ -41,14 +41,18 @@ const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 const FEED_TTL_MS: u64 = 24 * 3600 * 1000;
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Where Redis is: one server or a cluster.
 #[derive(Clone)]
 enum Connector {
-    Single(redis::Client),
-    Cluster(redis::cluster::ClusterClient, redis::cluster::ClusterClient),
+    Single(Box<redis::Client>),
+    /// One client for commands, one whose response timeout outlasts a blocking read.
+    Cluster(Box<(redis::cluster::ClusterClient, redis::cluster::ClusterClient)>),
 }
 
 /// A connection to either.
@@ -65,7 +69,12 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.req_packed_command(cmd),
         }
     }
-    fn req_packed_commands<'a>(&'a mut self, pipeline: &'a Pipeline, offset: usize, count: usize) -> RedisFuture<'a, Vec<Value>> {
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
         match self {
             Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
             Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
@@ -82,7 +91,9 @@ impl ConnectionLike for Conn {
 impl Connector {
     fn new(config: &RevocationConfig) -> RedisResult<Connector> {
         if config.redis_cluster_urls.is_empty() {
-            return Ok(Connector::Single(redis::Client::open(config.redis_url.as_str())?));
+            return Ok(Connector::Single(Box::new(redis::Client::open(
+                config.redis_url.as_str(),
+            )?)));
         }
         let build = |timeout: Duration| {
             redis::cluster::ClusterClient::builder(config.redis_cluster_urls.clone())
@@ -91,22 +102,33 @@ impl Connector {
                 .retries(2)
                 .build()
         };
-        Ok(Connector::Cluster(build(COMMAND_TIMEOUT)?, build(BLOCK + COMMAND_TIMEOUT)?))
+        Ok(Connector::Cluster(Box::new((
+            build(COMMAND_TIMEOUT)?,
+            build(BLOCK + COMMAND_TIMEOUT)?,
+        ))))
     }
 
     /// A connection for commands, or (`blocking`) one for `XREAD BLOCK` whose
     /// response timeout outlasts the block.
     async fn connect(&self, blocking: bool) -> RedisResult<Conn> {
-        let timeout = if blocking { BLOCK + COMMAND_TIMEOUT } else { COMMAND_TIMEOUT };
+        let timeout = if blocking {
+            BLOCK + COMMAND_TIMEOUT
+        } else {
+            COMMAND_TIMEOUT
+        };
         match self {
             Connector::Single(client) => {
                 let config = redis::AsyncConnectionConfig::new()
                     .set_connection_timeout(Some(COMMAND_TIMEOUT))
                     .set_response_timeout(Some(timeout));
-                Ok(Conn::Single(client.get_multiplexed_async_connection_with_config(&config).await?))
+                Ok(Conn::Single(
+                    client
+                        .get_multiplexed_async_connection_with_config(&config)
+                        .await?,
+                ))
             }
-            Connector::Cluster(commands, blocking_client) => {
-                let client = if blocking { blocking_client } else { commands };
+            Connector::Cluster(clients) => {
+                let client = if blocking { &clients.1 } else { &clients.0 };
                 Ok(Conn::Cluster(client.get_async_connection().await?))
             }
         }
@@ -177,7 +199,8 @@ pub struct RedisStore {
 
 impl RedisStore {
     pub fn new(config: &RevocationConfig, copy: Arc<LocalCopy>) -> Result<RedisStore, StoreError> {
-        let connector = Connector::new(config).map_err(|e| StoreError::Unavailable(format!("bad Redis address: {e}")))?;
+        let connector = Connector::new(config)
+            .map_err(|e| StoreError::Unavailable(format!("bad Redis address: {e}")))?;
         Ok(RedisStore {
             connector,
             conn: tokio::sync::Mutex::new(None),
@@ -207,7 +230,11 @@ impl RedisStore {
         if let Some(conn) = slot.as_ref() {
             return Ok(conn.clone());
         }
-        let conn = self.connector.connect(false).await.map_err(|e| self.failed(e))?;
+        let conn = self
+            .connector
+            .connect(false)
+            .await
+            .map_err(|e| self.failed(e))?;
         *slot = Some(conn.clone());
         Ok(conn)
     }
@@ -225,12 +252,19 @@ impl RedisStore {
     }
 
     /// Runs a command on the command connection; a failure drops the connection.
-    async fn run<T>(&self, f: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>) -> Result<T, StoreError> {
+    async fn run<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Conn) -> RedisResult<T>,
+    ) -> Result<T, StoreError> {
         let mut conn = self.command_conn().await?;
         match f(&mut conn).await {
             Ok(v) => Ok(v),
             Err(e) => {
-                if e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_unrecoverable_error() {
+                if e.is_io_error()
+                    || e.is_timeout()
+                    || e.is_connection_dropped()
+                    || e.is_unrecoverable_error()
+                {
                     self.forget_conn().await;
                 }
                 Err(self.failed(e))
@@ -267,12 +301,16 @@ impl RedisStore {
     async fn feed_last_id(&self, conn: &mut Conn) -> RedisResult<String> {
         let newest: redis::streams::StreamRangeReply =
             conn.xrevrange_count(&self.feed_key, "+", "-", 1).await?;
-        Ok(newest.ids.first().map_or_else(|| "0-0".to_owned(), |r| r.id.clone()))
+        Ok(newest
+            .ids
+            .first()
+            .map_or_else(|| "0-0".to_owned(), |r| r.id.clone()))
     }
 
     /// Whether resuming after `last_id` can miss nothing: the feed still reaches back to it.
     async fn can_resume(&self, conn: &mut Conn, last_id: &str) -> RedisResult<bool> {
-        let oldest: redis::streams::StreamRangeReply = conn.xrange_count(&self.feed_key, "-", "+", 1).await?;
+        let oldest: redis::streams::StreamRangeReply =
+            conn.xrange_count(&self.feed_key, "-", "+", 1).await?;
         Ok(match oldest.ids.first() {
             None => last_id == "0-0",
             Some(first) => stream_id(&first.id) <= stream_id(last_id),
@@ -284,7 +322,8 @@ impl RedisStore {
         let last_id = self.feed_last_id(conn).await?;
         let entries = self.load_all(conn).await?;
         let now = now_ms() / 1000;
-        self.copy.replace_all(entries.iter().filter(|e| e.expires_at > now));
+        self.copy
+            .replace_all(entries.iter().filter(|e| e.expires_at > now));
         self.loaded.store(true, Ordering::Release);
         self.resyncs.increment(1);
         self.resync_count.fetch_add(1, Ordering::AcqRel);
@@ -293,7 +332,11 @@ impl RedisStore {
     }
 
     fn apply_record(&self, fields: &HashMap<String, Value>) {
-        let text = |name: &str| fields.get(name).and_then(|v| redis::from_redis_value::<String>(v.clone()).ok());
+        let text = |name: &str| {
+            fields
+                .get(name)
+                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
+        };
         let (Some(op), Some(json)) = (text("op"), text("entry")) else {
             tracing::warn!("malformed revocation feed record; skipped");
             return;
@@ -355,9 +398,12 @@ impl RedisStore {
         };
         *last_id = Some(cursor.clone());
         loop {
-            let options = redis::streams::StreamReadOptions::default().block(BLOCK.as_millis() as usize).count(1000);
-            let reply: Option<redis::streams::StreamReadReply> =
-                conn.xread_options(&[&self.feed_key], &[&cursor], &options).await?;
+            let options = redis::streams::StreamReadOptions::default()
+                .block(BLOCK.as_millis() as usize)
+                .count(1000);
+            let reply: Option<redis::streams::StreamReadReply> = conn
+                .xread_options(&[&self.feed_key], &[&cursor], &options)
+                .await?;
             // The read answered: everything up to now is applied.
             self.last_sync_ms.store(now_ms(), Ordering::Release);
             if !self.in_sync.swap(true, Ordering::AcqRel) {
@@ -386,7 +432,8 @@ fn stream_id(id: &str) -> (u64, u64) {
 impl Store for RedisStore {
     fn put(&self, entry: Entry) -> BoxFuture<'_, Result<(Entry, bool), StoreError>> {
         Box::pin(async move {
-            let json = serde_json::to_string(&entry).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let json = serde_json::to_string(&entry)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             let (entries_key, feed_key) = (self.entries_key.clone(), self.feed_key.clone());
             let script = &self.put;
             let (new, stored): (i64, String) = self
@@ -404,7 +451,8 @@ impl Store for RedisStore {
                         .await
                 })
                 .await?;
-            let stored: Entry = serde_json::from_str(&stored).map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let stored: Entry = serde_json::from_str(&stored)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             // Seen here at once; the feed brings it to every other replica.
             self.copy.apply(&stored);
             Ok((stored, new == 1))
@@ -436,11 +484,19 @@ impl Store for RedisStore {
         })
     }
 
-    fn list(&self, after: Option<String>, limit: usize) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
+    fn list(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<Entry>, StoreError>> {
         Box::pin(async move {
             let now = now_ms() / 1000;
-            let mut entries = self.run(async |conn: &mut Conn| self.load_all(conn).await).await?;
-            entries.retain(|e| e.expires_at > now && after.as_ref().is_none_or(|a| e.id.as_str() > a.as_str()));
+            let mut entries = self
+                .run(async |conn: &mut Conn| self.load_all(conn).await)
+                .await?;
+            entries.retain(|e| {
+                e.expires_at > now && after.as_ref().is_none_or(|a| e.id.as_str() > a.as_str())
+            });
             entries.sort_by(|a, b| a.id.cmp(&b.id));
             entries.truncate(limit);
             Ok(entries)
@@ -476,7 +532,9 @@ impl Store for RedisStore {
             self.last_sweep_ms.store(now_ms(), Ordering::Release);
             match self.sweep_expired().await {
                 Ok(0) => {}
-                Ok(n) => tracing::debug!(removed = n, "expired revocation entries removed from Redis"),
+                Ok(n) => {
+                    tracing::debug!(removed = n, "expired revocation entries removed from Redis")
+                }
                 Err(e) => tracing::debug!(error = %e, "sweep of expired revocation entries failed"),
             }
         })
@@ -487,14 +545,21 @@ impl RedisStore {
     /// Deletes hash fields whose entries have expired.
     pub async fn sweep_expired(&self) -> Result<usize, StoreError> {
         let now = now_ms() / 1000;
-        let entries = self.run(async |conn: &mut Conn| self.load_all(conn).await).await?;
-        let expired: Vec<String> = entries.into_iter().filter(|e| e.expires_at <= now).map(|e| e.id).collect();
+        let entries = self
+            .run(async |conn: &mut Conn| self.load_all(conn).await)
+            .await?;
+        let expired: Vec<String> = entries
+            .into_iter()
+            .filter(|e| e.expires_at <= now)
+            .map(|e| e.id)
+            .collect();
         if expired.is_empty() {
             return Ok(0);
         }
         let key = self.entries_key.clone();
         let count = expired.len();
-        self.run(async |conn: &mut Conn| conn.hdel::<_, _, ()>(&key, &expired).await).await?;
+        self.run(async |conn: &mut Conn| conn.hdel::<_, _, ()>(&key, &expired).await)
+            .await?;
         Ok(count)
     }
 }

@@ -8,5 +8,7 @@ mod helpers;
 mod introspect;
 mod keys;
 mod ops;
+mod redis_store;
+mod redis_support;
 mod revocation;
 mod wycheproof;

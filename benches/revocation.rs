@@ -13,7 +13,11 @@ const ISS: &str = "https://idp.example.com/realms/main";
 /// Resident memory of this process in bytes (Linux).
 fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     pages * 4096
 }
 
@@ -46,7 +50,8 @@ fn bench_revocation(c: &mut Criterion) {
         group.bench_with_input(BenchmarkId::new("jti", name), ids, |b, ids| {
             b.iter(|| {
                 i = (i + 1) % ids.len();
-                let revoked = copy.is_revoked(ISS, TokenId::Jti(&ids[i]), Some("alice"), Some(1.0), now);
+                let revoked =
+                    copy.is_revoked(ISS, TokenId::Jti(&ids[i]), Some("alice"), Some(1.0), now);
                 assert_eq!(revoked, expect);
             })
         });

@@ -17,6 +17,7 @@ use crate::token::reason::Reason;
 pub const VERIFY_DURATION: &str = "tokend_verify_duration_seconds";
 pub const REQUESTS: &str = "tokend_requests_total";
 pub const REQUEST_DURATION: &str = "tokend_request_duration_seconds";
+pub const IN_FLIGHT: &str = "tokend_requests_in_flight";
 pub const JWKS_REFRESH: &str = "tokend_jwks_refresh_total";
 pub const JWKS_FETCH_DURATION: &str = "tokend_jwks_fetch_duration_seconds";
 pub const JWKS_KEYS: &str = "tokend_jwks_keys";
@@ -133,6 +134,7 @@ pub struct Metrics {
     verify: Box<[OnceLock<Histogram>]>,
     requests: Vec<Counter>,
     request_duration: Vec<Histogram>,
+    in_flight: Vec<Gauge>,
     jwks_ok: Vec<Counter>,
     jwks_err: Vec<Counter>,
     jwks_fetch: Vec<Histogram>,
@@ -169,6 +171,10 @@ impl Metrics {
             request_duration: Api::ALL
                 .iter()
                 .map(|api| metrics::histogram!(REQUEST_DURATION, "api" => api.label()))
+                .collect(),
+            in_flight: Api::ALL
+                .iter()
+                .map(|api| metrics::gauge!(IN_FLIGHT, "api" => api.label()))
                 .collect(),
             jwks_ok: per_issuer(JWKS_REFRESH, Some("ok")),
             jwks_err: per_issuer(JWKS_REFRESH, Some("error")),
@@ -220,6 +226,13 @@ impl Metrics {
         self.request_duration[a].record(took.as_secs_f64());
     }
 
+    /// Counts a request in flight until the returned guard drops.
+    pub fn in_flight(&self, api: Api) -> InFlight {
+        let gauge = self.in_flight[Api::ALL.iter().position(|x| *x == api).unwrap_or(0)].clone();
+        gauge.increment(1.0);
+        InFlight(gauge)
+    }
+
     pub fn jwks_refresh(&self, issuer: usize, ok: bool) {
         let counters = if ok { &self.jwks_ok } else { &self.jwks_err };
         if let Some(c) = counters.get(issuer) {
@@ -243,5 +256,14 @@ impl Metrics {
                 .unwrap_or_default();
             g.set(now.as_secs_f64());
         }
+    }
+}
+
+/// A request in flight; decrements `tokend_requests_in_flight` when dropped.
+pub struct InFlight(Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
     }
 }

@@ -167,6 +167,7 @@ impl TokenService for TokenApi {
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
         let started = Instant::now();
+        let _in_flight = self.state.metrics.in_flight(Api::Grpc);
         if let Err(status) = self.authenticate(&request, Permission::Introspect, "introspect") {
             self.record(
                 started,
@@ -196,6 +197,7 @@ impl TokenService for TokenApi {
         request: Request<pb::IntrospectBatchRequest>,
     ) -> Result<Response<pb::IntrospectBatchResponse>, Status> {
         let started = Instant::now();
+        let _in_flight = self.state.metrics.in_flight(Api::Grpc);
         if let Err(status) = self.authenticate(&request, Permission::Introspect, "introspect") {
             self.record(
                 started,
@@ -231,6 +233,7 @@ impl TokenService for TokenApi {
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let started = Instant::now();
+        let _in_flight = self.state.metrics.in_flight(Api::Grpc);
         let from = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());

@@ -153,6 +153,7 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
 
 async fn introspect(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
+    let _in_flight = state.metrics.in_flight(Api::Http);
     let result = async {
         let caller = authenticate(&state, request.headers(), Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
@@ -200,6 +201,7 @@ pub fn introspection_body(verified: &Verified) -> Value {
 /// `forward_auth`: the end user's bearer token in, a verdict and identity headers out.
 async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let started = Instant::now();
+    let _in_flight = state.metrics.in_flight(Api::ForwardAuth);
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -410,6 +412,7 @@ fn peer(request: &Request) -> String {
 /// cannot take the write.
 async fn revoke_token(State(state): State<AppState>, request: Request) -> Response {
     let started = Instant::now();
+    let _in_flight = state.metrics.in_flight(Api::Http);
     let from = peer(&request);
     let result = async {
         let caller = authenticate(&state, request.headers(), Permission::Revoke, "revoke")?;

@@ -84,7 +84,7 @@ pub async fn start_with(
     for issuer in issuers {
         tasks.spawn(issuer.run_refresher(shutdown.child_token()));
     }
-    tasks.spawn(revocations.run_sweeper(
+    tasks.spawn(revocations.run_upkeep(
         state.clock.clone(),
         Duration::from_secs(30),
         shutdown.child_token(),

@@ -326,6 +326,7 @@ pub async fn serve(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
+        .add_service(super::envoy::EnvoyAuthz::server(state.clone()))
         .add_service(TokenApi::server(state))
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),

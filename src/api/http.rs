@@ -233,15 +233,18 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
     response
 }
 
-/// The identity headers a gateway forwards upstream. A value that cannot be a
-/// header (control characters) is left out rather than mangled.
+/// The identity headers a gateway forwards upstream. All five are always
+/// present, empty when the token lacks the claim (or its value could not be a
+/// header), so that gateways copying them (Caddy's `copy_headers`, Traefik's
+/// `authResponseHeaders`) overwrite any client-sent copy instead of passing it on.
 pub fn identity_headers(verified: &Verified) -> HeaderMap {
     let claims = &verified.claims;
     let mut headers = HeaderMap::new();
     let mut put = |name: &'static str, value: Option<String>| {
-        if let Some(v) = value.and_then(|v| HeaderValue::from_str(&v).ok()) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
+        let value = value
+            .and_then(|v| HeaderValue::from_str(&v).ok())
+            .unwrap_or(HeaderValue::from_static(""));
+        headers.insert(HeaderName::from_static(name), value);
     };
     put("x-auth-subject", claims.sub().map(str::to_owned));
     put("x-auth-issuer", claims.iss().map(str::to_owned));

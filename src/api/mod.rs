@@ -2,6 +2,7 @@
 //! request, asks [`crate::token::Verifier`] and shapes the answer.
 
 pub mod auth;
+pub mod envoy;
 pub mod errors;
 pub mod grpc;
 pub mod http;

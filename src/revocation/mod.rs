@@ -540,19 +540,26 @@ impl Revocations {
         self.publish_health();
     }
 
-    /// Drops expired entries from the local copy every `every` until `shutdown`.
-    pub async fn run_sweeper(
+    /// Keeps the store gauges current (every second) and drops expired entries
+    /// (every `sweep_every`) until `shutdown`.
+    pub async fn run_upkeep(
         self: Arc<Self>,
         clock: crate::api::http::Clock,
-        every: std::time::Duration,
+        sweep_every: std::time::Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(every) => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 _ = shutdown.cancelled() => return,
             }
-            self.sweep(clock()).await;
+            if last_sweep.elapsed() >= sweep_every {
+                last_sweep = tokio::time::Instant::now();
+                self.sweep(clock()).await;
+            } else {
+                self.publish_health();
+            }
         }
     }
 }

@@ -195,7 +195,6 @@ pub struct RedisStore {
     resync_count: AtomicU64,
     lag: metrics::Histogram,
     resyncs: metrics::Counter,
-    up_gauge: metrics::Gauge,
 }
 
 impl RedisStore {
@@ -219,7 +218,6 @@ impl RedisStore {
             resync_count: AtomicU64::new(0),
             lag: metrics::histogram!(crate::metrics::REVOCATION_FEED_LAG),
             resyncs: metrics::counter!(crate::metrics::REVOCATION_RESYNCS),
-            up_gauge: metrics::gauge!(crate::metrics::REVOCATION_STORE_UP),
         })
     }
 
@@ -372,7 +370,6 @@ impl RedisStore {
             };
             if let Err(e) = outcome {
                 if self.in_sync.swap(false, Ordering::AcqRel) {
-                    self.up_gauge.set(0.0);
                     tracing::warn!(error = %e, "revocation feed lost; serving from the local copy");
                 }
                 let _ = self.failed(e);
@@ -410,7 +407,6 @@ impl RedisStore {
             // The read answered: everything up to now is applied.
             self.last_sync_ms.store(now_ms(), Ordering::Release);
             if !self.in_sync.swap(true, Ordering::AcqRel) {
-                self.up_gauge.set(1.0);
                 tracing::info!("revocation feed in sync");
                 if let Ok(mut last) = self.last_error.lock() {
                     *last = None;

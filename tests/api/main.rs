@@ -3,6 +3,7 @@
 
 mod attacks;
 mod cli;
+mod gateways;
 mod grpc;
 mod helpers;
 mod introspect;

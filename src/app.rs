@@ -16,6 +16,7 @@ use crate::keys::IssuerKeys;
 use crate::metrics::{self, Metrics};
 use crate::revocation::redis::RedisStore;
 use crate::revocation::{LocalCopy, Revocations};
+use crate::tls::ReloadingTls;
 use crate::token::Verifier;
 
 /// A running tokend.
@@ -90,6 +91,22 @@ pub async fn start_with(
         shutdown.child_token(),
     ));
 
+    crate::tls::install_crypto_provider();
+    let tls = match &config.server.tls {
+        Some(t) => {
+            let http_tls = ReloadingTls::new(t, &[b"h2", b"http/1.1"]).context("server.tls")?;
+            let grpc_tls = ReloadingTls::new(t, &[b"h2"]).context("server.tls")?;
+            let poll = Duration::from_secs(t.reload_poll_seconds.max(1));
+            tasks.spawn(crate::tls::watch(
+                vec![http_tls.clone(), grpc_tls.clone()],
+                poll,
+                shutdown.child_token(),
+            ));
+            Some((http_tls, grpc_tls))
+        }
+        None => None,
+    };
+
     let http_listener = TcpListener::bind(&config.server.http_addr)
         .await
         .with_context(|| {
@@ -99,18 +116,29 @@ pub async fn start_with(
             )
         })?;
     let http_addr = http_listener.local_addr()?;
-    let router = http::router(state.clone())
-        .merge(extra_routes)
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let router = http::router(state.clone()).merge(extra_routes);
     let stop = shutdown.clone();
-    tasks.spawn(async move {
-        let served = axum::serve(http_listener, router)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "HTTP listener failed");
+    match &tls {
+        Some((http_tls, _)) => {
+            tasks.spawn(crate::tls::serve_http(
+                http_listener,
+                router,
+                http_tls.clone(),
+                stop,
+            ));
         }
-    });
+        None => {
+            let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            tasks.spawn(async move {
+                let served = axum::serve(http_listener, service)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!(error = %e, "HTTP listener failed");
+                }
+            });
+        }
+    }
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
@@ -122,11 +150,25 @@ pub async fn start_with(
         })?;
     let grpc_addr = grpc_listener.local_addr()?;
     let (grpc_state, stop) = (state.clone(), shutdown.clone());
-    tasks.spawn(async move {
-        if let Err(e) = crate::api::grpc::serve(grpc_state, grpc_listener, stop).await {
-            tracing::error!(error = %e, "gRPC listener failed");
+    match &tls {
+        Some((_, grpc_tls)) => {
+            let incoming =
+                crate::tls::incoming(grpc_listener, grpc_tls.clone(), stop.child_token());
+            tasks.spawn(async move {
+                if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, stop).await {
+                    tracing::error!(error = %e, "gRPC listener failed");
+                }
+            });
         }
-    });
+        None => {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+            tasks.spawn(async move {
+                if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, stop).await {
+                    tracing::error!(error = %e, "gRPC listener failed");
+                }
+            });
+        }
+    }
 
     let metrics_addr = if config.server.metrics_addr.is_empty() {
         None

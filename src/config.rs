@@ -66,6 +66,26 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// TLS (and, with a client CA, mTLS) on the HTTP and gRPC listeners;
+    /// `metrics_addr` stays plain for Prometheus and kubelet probes.
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// PEM roots for client certificates; enables mTLS.
+    pub client_ca_file: Option<PathBuf>,
+    /// Refuse connections without a client certificate (with `client_ca_file`).
+    #[serde(default)]
+    pub require_client_cert: bool,
+    /// How often certificate files are checked for changes (SIGHUP reloads at once).
+    #[serde(default = "defaults::tls_poll")]
+    pub reload_poll_seconds: u64,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +97,7 @@ impl Default for ServerConfig {
             max_token_bytes: 8192,
             max_batch: 1000,
             shutdown_grace_seconds: 10,
+            tls: None,
         }
     }
 }
@@ -162,6 +183,9 @@ mod defaults {
         10
     }
     pub fn fetch_timeout() -> u64 {
+        5
+    }
+    pub fn tls_poll() -> u64 {
         5
     }
     pub fn max_jwks_bytes() -> usize {
@@ -270,10 +294,13 @@ pub struct ClientConfig {
     pub secret_file: Option<PathBuf>,
     #[serde(default)]
     pub permissions: Vec<String>,
+    /// With mTLS: certificate CNs or DNS names that authenticate as this client.
+    #[serde(default)]
+    pub cert_names: Vec<String>,
 
-    /// Resolved by `validate`: SHA-256 of the secret.
+    /// Resolved by `validate`: SHA-256 of the secret (absent for certificate-only clients).
     #[serde(skip)]
-    pub secret_hash: [u8; 32],
+    pub secret_hash: Option<[u8; 32]>,
     /// Resolved by `validate`.
     #[serde(skip)]
     pub granted: BTreeSet<Permission>,
@@ -339,6 +366,25 @@ impl Config {
         }
         if s.max_token_bytes == 0 || s.max_token_bytes > 1 << 20 {
             errors.push("server.max_token_bytes: must be between 1 and 1048576".into());
+        }
+        if let Some(tls) = &s.tls {
+            for (key, path) in [
+                ("cert_file", Some(&tls.cert_file)),
+                ("key_file", Some(&tls.key_file)),
+                ("client_ca_file", tls.client_ca_file.as_ref()),
+            ] {
+                if let Some(path) = path
+                    && !path.is_file()
+                {
+                    errors.push(format!(
+                        "server.tls.{key}: {} is not a readable file",
+                        path.display()
+                    ));
+                }
+            }
+            if tls.require_client_cert && tls.client_ca_file.is_none() {
+                errors.push("server.tls.require_client_cert: needs client_ca_file".into());
+            }
         }
         if s.max_batch == 0 || s.max_batch > 100_000 {
             errors.push("server.max_batch: must be between 1 and 100000".into());
@@ -555,9 +601,10 @@ fn validate_client(client: &mut ClientConfig, at: &str, errors: &mut Vec<String>
         client.secret_env.is_some(),
         client.secret_file.is_some(),
     ];
-    if given.iter().filter(|b| **b).count() != 1 {
+    let secrets = given.iter().filter(|b| **b).count();
+    if secrets > 1 || (secrets == 0 && client.cert_names.is_empty()) {
         errors.push(format!(
-            "{at}: set exactly one of secret_sha256, secret, secret_env, secret_file"
+            "{at}: set exactly one of secret_sha256, secret, secret_env, secret_file (or only cert_names, with mTLS)"
         ));
     } else if let Some(hex_hash) = &client.secret_sha256 {
         let ok = hex_hash.len() == 64
@@ -565,7 +612,11 @@ fn validate_client(client: &mut ClientConfig, at: &str, errors: &mut Vec<String>
                 .bytes()
                 .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         match hex::decode(hex_hash) {
-            Ok(bytes) if ok => client.secret_hash.copy_from_slice(&bytes),
+            Ok(bytes) if ok => {
+                let mut hash = [0u8; 32];
+                hash.copy_from_slice(&bytes);
+                client.secret_hash = Some(hash);
+            }
             _ => errors.push(format!(
                 "{at}.secret_sha256: must be 64 lowercase hex digits"
             )),
@@ -581,7 +632,10 @@ fn validate_client(client: &mut ClientConfig, at: &str, errors: &mut Vec<String>
         if secret.0.is_empty() {
             errors.push(format!("{at}.secret: must not be empty"));
         }
-        client.secret_hash = crate::api::auth::sha256(&secret.0);
+        client.secret_hash = Some(crate::api::auth::sha256(&secret.0));
+    }
+    if client.cert_names.iter().any(String::is_empty) {
+        errors.push(format!("{at}.cert_names: names must not be empty"));
     }
     client.granted.clear();
     for (j, name) in client.permissions.iter().enumerate() {

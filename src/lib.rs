@@ -25,4 +25,5 @@ pub mod keys;
 pub mod metrics;
 pub mod mint;
 pub mod revocation;
+pub mod tls;
 pub mod token;

@@ -55,6 +55,7 @@ pub fn install() -> PrometheusHandle {
                     "a metrics recorder was already installed; tokend's metrics go there"
                 );
             }
+            describe();
             let upkeep = handle.clone();
             std::thread::Builder::new()
                 .name("metrics-upkeep".into())
@@ -68,6 +69,59 @@ pub fn install() -> PrometheusHandle {
             handle
         })
         .clone()
+}
+
+/// HELP texts (and units) for every metric tokend exports.
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_histogram!(
+        VERIFY_DURATION,
+        Unit::Seconds,
+        "Time to verify one token, by issuer, algorithm and result (active or the inactive reason)."
+    );
+    describe_counter!(REQUESTS, "Requests answered, by API and result.");
+    describe_histogram!(
+        REQUEST_DURATION,
+        Unit::Seconds,
+        "Time to answer one request, by API."
+    );
+    describe_gauge!(IN_FLIGHT, "Requests being answered now, by API.");
+    describe_counter!(
+        JWKS_REFRESH,
+        "Key set refreshes, by issuer and result (ok, error)."
+    );
+    describe_histogram!(
+        JWKS_FETCH_DURATION,
+        Unit::Seconds,
+        "Time to fetch and load an issuer's key set."
+    );
+    describe_gauge!(JWKS_KEYS, "Usable keys in the issuer's current key set.");
+    describe_gauge!(
+        JWKS_LAST_SUCCESS,
+        Unit::Seconds,
+        "Unix time of the issuer's last successful key refresh."
+    );
+    describe_counter!(
+        REVOCATIONS,
+        "New revocation entries stored, by kind (jti, subject, issuer)."
+    );
+    describe_gauge!(
+        REVOCATION_STORE_UP,
+        "1 when the revocation store is reachable and the local copy in sync."
+    );
+    describe_gauge!(
+        REVOCATION_ENTRIES,
+        "Entries in this replica's local revocation copy."
+    );
+    describe_histogram!(
+        REVOCATION_FEED_LAG,
+        Unit::Seconds,
+        "Time from a revocation written in Redis to its application on this replica."
+    );
+    describe_counter!(
+        REVOCATION_RESYNCS,
+        "Full loads of the local revocation copy from the store."
+    );
 }
 
 /// The API a request came through (label `api`).
@@ -113,7 +167,7 @@ impl Outcome {
         Outcome::Unavailable,
         Outcome::Ok,
     ];
-    fn label(self) -> &'static str {
+    pub fn label(self) -> &'static str {
         match self {
             Outcome::Active => "active",
             Outcome::Inactive => "inactive",

@@ -44,7 +44,8 @@ pub enum AuthError {
 
 struct Client {
     id: String,
-    secret_hash: [u8; 32],
+    secret_hash: Option<[u8; 32]>,
+    cert_names: Vec<String>,
     permissions: BTreeSet<Permission>,
 }
 
@@ -61,6 +62,7 @@ impl Clients {
                 .map(|c| Client {
                     id: c.id.clone(),
                     secret_hash: c.secret_hash,
+                    cert_names: c.cert_names.clone(),
                     permissions: c.granted.clone(),
                 })
                 .collect(),
@@ -95,13 +97,35 @@ impl Clients {
         let hash = sha256(secret);
         let mut found: Option<&Client> = None;
         for client in &self.clients {
-            let hash_ok = constant_time_eq(&hash, &client.secret_hash);
+            // Certificate-only clients compare against a hash no secret has.
+            let hash_ok = constant_time_eq(&hash, &client.secret_hash.unwrap_or([0xff; 32]))
+                && client.secret_hash.is_some();
             let id_ok = id.is_none_or(|id| id == client.id);
             if hash_ok && id_ok && found.is_none() {
                 found = Some(client);
             }
         }
         found
+            .map(|c| Caller {
+                id: c.id.clone(),
+                permissions: c.permissions.clone(),
+            })
+            .ok_or(AuthError::Invalid)
+    }
+
+    /// Authenticates a caller by `Authorization`, or, without that header, by the
+    /// names of a verified client certificate (mTLS).
+    pub fn authenticate_with_cert(
+        &self,
+        authorization: Option<&str>,
+        cert_names: &[String],
+    ) -> Result<Caller, AuthError> {
+        if authorization.is_some() || cert_names.is_empty() {
+            return self.authenticate(authorization);
+        }
+        self.clients
+            .iter()
+            .find(|c| c.cert_names.iter().any(|n| cert_names.contains(n)))
             .map(|c| Caller {
                 id: c.id.clone(),
                 permissions: c.permissions.clone(),

@@ -47,10 +47,14 @@ impl TokenApi {
             .metadata()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or(""));
+        let cert_names = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(crate::tls::certificate_names))
+            .unwrap_or_default();
         let caller = self
             .state
             .clients
-            .authenticate(value)
+            .authenticate_with_cert(value, &cert_names)
             .map_err(|_| ApiError::InvalidClient.to_status())?;
         if caller.may(permission) {
             Ok(caller)
@@ -300,12 +304,22 @@ pub async fn mirror_readiness(
     }
 }
 
-/// Serves the gRPC listener until `shutdown`.
-pub async fn serve(
+/// Serves gRPC on `incoming` connections (plain TCP or TLS) until `shutdown`.
+pub async fn serve<I, IO, IE>(
     state: AppState,
-    listener: tokio::net::TcpListener,
+    incoming: I,
     shutdown: tokio_util::sync::CancellationToken,
-) -> Result<(), tonic::transport::Error> {
+) -> Result<(), tonic::transport::Error>
+where
+    I: futures_util::Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (reporter, health) = tonic_health::server::health_reporter();
     tokio::spawn(mirror_readiness(
         state.clone(),
@@ -323,14 +337,12 @@ pub async fn serve(
         .build_v1alpha()
         .expect("tokend's own descriptors are valid");
     tonic::transport::Server::builder()
+        .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(super::envoy::EnvoyAuthz::server(state.clone()))
         .add_service(TokenApi::server(state))
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
         .await
 }

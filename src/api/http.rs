@@ -50,7 +50,7 @@ pub type AppState = Arc<Shared>;
 /// The main listener's routes.
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
-    Router::new()
+    let router = Router::new()
         .route("/introspect", post(introspect))
         .route("/auth", any(forward_auth))
         .route("/revoke", post(revoke_token))
@@ -67,8 +67,59 @@ pub fn router(state: AppState) -> Router {
         .merge(probe_routes())
         .fallback(|| async { ApiError::NotFound })
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new())
-        .with_state(state)
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    with_request_spans(router.with_state(state))
+}
+
+/// Request ids: the caller's `x-request-id`, else `<pid>-<counter>`.
+#[derive(Clone, Default)]
+struct SequentialIds(Arc<std::sync::atomic::AtomicU64>);
+
+impl tower_http::request_id::MakeRequestId for SequentialIds {
+    fn make_request_id<B>(
+        &mut self,
+        _: &axum::http::Request<B>,
+    ) -> Option<tower_http::request_id::RequestId> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        HeaderValue::from_str(&format!("{:x}-{n:x}", std::process::id()))
+            .ok()
+            .map(tower_http::request_id::RequestId::new)
+    }
+}
+
+/// A span per request with its id (echoed in the response), method, path,
+/// result and latency. Requests are logged at DEBUG: an inactive token is an
+/// answer, not an error.
+fn with_request_spans(router: Router) -> Router {
+    use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
+    use tower_http::trace::{DefaultOnResponse, TraceLayer};
+    let header = HeaderName::from_static("x-request-id");
+    router
+        .layer(PropagateRequestIdLayer::new(header.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &axum::http::Request<Body>| {
+                    let id = request
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        result = tracing::field::Empty,
+                    )
+                })
+                .on_request(())
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(tracing::Level::DEBUG)
+                        .latency_unit(tower_http::LatencyUnit::Micros),
+                ),
+        )
+        .layer(SetRequestIdLayer::new(header, SequentialIds::default()))
 }
 
 /// Probes and metrics, also served alone on `server.metrics_addr`.
@@ -92,15 +143,20 @@ pub fn probe_router(state: AppState) -> Router {
 fn authenticate(
     state: &Shared,
     headers: &HeaderMap,
+    extensions: &axum::http::Extensions,
     permission: Permission,
     name: &'static str,
 ) -> Result<Caller, ApiError> {
     let value = headers
         .get(header::AUTHORIZATION)
         .map(|v| v.to_str().unwrap_or(""));
+    let cert_names = extensions
+        .get::<crate::tls::PeerNames>()
+        .map(|p| p.0.as_slice())
+        .unwrap_or_default();
     let caller = state
         .clients
-        .authenticate(value)
+        .authenticate_with_cert(value, cert_names)
         .map_err(|_| ApiError::InvalidClient)?;
     if caller.may(permission) {
         Ok(caller)
@@ -155,7 +211,7 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
     let started = Instant::now();
     let _in_flight = state.metrics.in_flight(Api::Http);
     let result = async {
-        let caller = authenticate(&state, request.headers(), Permission::Introspect, "introspect")?;
+        let caller = authenticate(&state, request.headers(), request.extensions(), Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
         let verdict = state.verifier.check(&token, (state.clock)()).await;
         tracing::debug!(caller = %caller.id, token = %fingerprint(&token), reason = ?verdict.reason(), "introspect");
@@ -173,6 +229,7 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
         ),
         Err(e) => (e.outcome(), e.into_response()),
     };
+    tracing::Span::current().record("result", outcome.label());
     state.metrics.request(Api::Http, outcome, started.elapsed());
     response
 }
@@ -342,9 +399,15 @@ fn unix(t: Option<SystemTime>) -> Value {
 
 async fn list_issuers(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers, Permission::Admin, "admin")?;
+    authenticate(
+        &state,
+        &parts.headers,
+        &parts.extensions,
+        Permission::Admin,
+        "admin",
+    )?;
     let now = SystemTime::now();
     let issuers: Vec<Value> = state
         .verifier
@@ -384,9 +447,15 @@ async fn list_issuers(
 async fn refresh_issuer(
     State(state): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers, Permission::Admin, "admin")?;
+    let caller = authenticate(
+        &state,
+        &parts.headers,
+        &parts.extensions,
+        Permission::Admin,
+        "admin",
+    )?;
     let issuer = state
         .verifier
         .issuer_by_name(&name)
@@ -418,7 +487,13 @@ async fn revoke_token(State(state): State<AppState>, request: Request) -> Respon
     let _in_flight = state.metrics.in_flight(Api::Http);
     let from = peer(&request);
     let result = async {
-        let caller = authenticate(&state, request.headers(), Permission::Revoke, "revoke")?;
+        let caller = authenticate(
+            &state,
+            request.headers(),
+            request.extensions(),
+            Permission::Revoke,
+            "revoke",
+        )?;
         let token = read_token_form(request, state.max_body).await?;
         revoke::revoke_token(&state, &token, &caller, &from).await
     }
@@ -436,7 +511,13 @@ async fn admin_revoke(
     request: Request,
 ) -> Result<Response, ApiError> {
     let from = peer(&request);
-    let caller = authenticate(&state, request.headers(), Permission::Admin, "admin")?;
+    let caller = authenticate(
+        &state,
+        request.headers(),
+        request.extensions(),
+        Permission::Admin,
+        "admin",
+    )?;
     let body = axum::body::to_bytes(request.into_body(), state.max_body)
         .await
         .map_err(|_| {
@@ -456,10 +537,16 @@ struct Paging {
 
 async fn list_revocations(
     State(state): State<AppState>,
-    headers: HeaderMap,
     paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
+    parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    authenticate(&state, &headers, Permission::Admin, "admin")?;
+    authenticate(
+        &state,
+        &parts.headers,
+        &parts.extensions,
+        Permission::Admin,
+        "admin",
+    )?;
     let Query(paging) = paging.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let limit = paging.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state
@@ -482,7 +569,13 @@ async fn lift_revocation(
     request: Request,
 ) -> Result<Response, ApiError> {
     let from = peer(&request);
-    let caller = authenticate(&state, request.headers(), Permission::Admin, "admin")?;
+    let caller = authenticate(
+        &state,
+        request.headers(),
+        request.extensions(),
+        Permission::Admin,
+        "admin",
+    )?;
     revoke::lift(&state, id, &caller, &from).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -12,4 +12,5 @@ mod ops;
 mod redis_store;
 mod redis_support;
 mod revocation;
+mod tls;
 mod wycheproof;

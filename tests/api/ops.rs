@@ -306,3 +306,28 @@ async fn sigterm_drains_and_exits_zero() {
     });
     assert!(exit.success(), "exit status {exit:?}");
 }
+
+#[tokio::test]
+async fn every_response_carries_a_request_id() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, ""), "")).await;
+    let given = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .header("x-request-id", "abc-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        header_map_get(given.headers(), "x-request-id").as_deref(),
+        Some("abc-123")
+    );
+    let first = app.get("/healthz").await;
+    let second = app.get("/healthz").await;
+    let (a, b) = (
+        header_map_get(first.headers(), "x-request-id"),
+        header_map_get(second.headers(), "x-request-id"),
+    );
+    assert!(a.is_some() && b.is_some() && a != b, "{a:?} {b:?}");
+}

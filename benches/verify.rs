@@ -2,6 +2,7 @@
 //!
 //! For each algorithm three numbers side by side:
 //! - `tokend`: `Verifier::check` — parse, issuer, key lookup, signature, claims, metrics;
+//! - `tokend_cached`: the same, answered from the verified-token cache;
 //! - `raw_signature`: the signature check alone with the pre-parsed key (the floor);
 //! - `jsonwebtoken`: `jsonwebtoken::decode` with a `DecodingKey` built once, as a
 //!   team would write a verifier by hand.
@@ -25,6 +26,10 @@ const ISS: &str = "https://bench.test";
 const TOKENS: usize = 256;
 
 fn verifier(signer: &Signer, alg: Algorithm) -> Verifier {
+    verifier_with(signer, alg, false)
+}
+
+fn verifier_with(signer: &Signer, alg: Algorithm, cache: bool) -> Verifier {
     let dir = std::env::temp_dir().join(format!("tokend-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{}.json", alg.name()));
@@ -44,12 +49,17 @@ fn verifier(signer: &Signer, alg: Algorithm) -> Verifier {
     {
         panic!("{alg}: {e}");
     }
-    Verifier::new(
+    let verifier = Verifier::new(
         vec![issuer],
         8192,
         metrics,
         Arc::new(tokend::revocation::Revocations::memory()),
-    )
+    );
+    if cache {
+        verifier.with_cache(100_000)
+    } else {
+        verifier
+    }
 }
 
 fn bench_verify(c: &mut Criterion) {
@@ -86,6 +96,27 @@ fn bench_verify(c: &mut Criterion) {
                         .check(&tokens[i], now)
                         .now_or_never()
                         .expect("no await for a known kid")
+                })
+            },
+        );
+
+        // The same tokens again through a verifier with the verified-token cache, warmed:
+        // every iteration is a hit (hash, lookup, expiry, key and revocation checks).
+        let cached = verifier_with(&signer, alg, true);
+        for t in &tokens {
+            assert!(cached.check(t, now).now_or_never().unwrap().is_active());
+        }
+        let mut i = 0;
+        group.bench_with_input(
+            BenchmarkId::new("tokend_cached", alg.name()),
+            &tokens,
+            |b, tokens| {
+                b.iter(|| {
+                    i = (i + 1) % TOKENS;
+                    cached
+                        .check(&tokens[i], now)
+                        .now_or_never()
+                        .expect("a hit never awaits")
                 })
             },
         );

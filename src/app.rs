@@ -65,12 +65,16 @@ pub async fn start_with(
         }
         _ => Revocations::memory(),
     });
-    let verifier = Arc::new(Verifier::new(
+    let mut verifier = Verifier::new(
         issuers.clone(),
         config.server.max_token_bytes,
         metrics.clone(),
         revocations.clone(),
-    ));
+    );
+    if config.cache.enabled {
+        verifier = verifier.with_cache(config.cache.max_entries);
+    }
+    let verifier = Arc::new(verifier);
     let state: AppState = Arc::new(Shared {
         verifier,
         clients: Clients::new(&config.clients),

@@ -6,6 +6,7 @@
 //! - [`token`]: the one entry point, [`token::Verifier::check`]: size cap, strict
 //!   base64url and JSON ([`token::parse`]), issuer by exact `iss`, algorithm
 //!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).
+//! - [`cache`]: verified tokens by SHA-256; a hit still checks expiry, key and revocation.
 //! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
 //!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), the refresher.
 //! - [`revocation`]: the revocation model, the local copy checked on every
@@ -19,6 +20,7 @@
 
 pub mod api;
 pub mod app;
+pub mod cache;
 pub mod config;
 pub mod dev;
 pub mod keys;

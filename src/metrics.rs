@@ -25,6 +25,9 @@ pub const JWKS_LAST_SUCCESS: &str = "tokend_jwks_last_success_timestamp_seconds"
 pub const REVOCATIONS: &str = "tokend_revocations_total";
 pub const REVOCATION_STORE_UP: &str = "tokend_revocation_store_up";
 pub const REVOCATION_ENTRIES: &str = "tokend_revocation_entries";
+pub const CACHE_HITS: &str = "tokend_cache_hits_total";
+pub const CACHE_MISSES: &str = "tokend_cache_misses_total";
+pub const CACHE_ENTRIES: &str = "tokend_cache_entries";
 pub const REVOCATION_FEED_LAG: &str = "tokend_revocation_feed_lag_seconds";
 pub const REVOCATION_RESYNCS: &str = "tokend_revocation_resyncs_total";
 

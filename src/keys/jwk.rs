@@ -63,7 +63,21 @@ pub struct Jwk {
     pub kid: Option<String>,
     /// `alg` pinned by the JWK itself; a token must then use exactly it.
     pub alg: Option<Algorithm>,
+    /// Identifies the key material, `kid` and `alg` across refreshes: the
+    /// verified-token cache serves a token only while its key is still in the set.
+    pub fingerprint: u64,
     material: Material,
+}
+
+/// A 64-bit fingerprint of key parts (SHA-256, truncated).
+fn fingerprint_of(parts: &[&[u8]]) -> u64 {
+    let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+    for part in parts {
+        digest.update(&(part.len() as u64).to_be_bytes());
+        digest.update(part);
+    }
+    let out = digest.finish();
+    u64::from_be_bytes(out.as_ref()[..8].try_into().expect("8 bytes"))
 }
 
 enum Material {
@@ -140,7 +154,27 @@ impl Jwk {
             "oct" => return Err(KeyRejected::SymmetricFromFetch),
             other => return Err(KeyRejected::UnsupportedKty(other.to_owned())),
         };
-        let jwk = Jwk { kid, alg, material };
+        let public: Vec<&[u8]> = ["n", "e", "crv", "x", "y"]
+            .iter()
+            .map(|m| obj.get(*m).and_then(Value::as_str).unwrap_or("").as_bytes())
+            .collect();
+        let fingerprint = fingerprint_of(
+            &[
+                &[
+                    kty.as_bytes(),
+                    kid.as_deref().unwrap_or("").as_bytes(),
+                    alg.map_or("", |a| a.name()).as_bytes(),
+                ][..],
+                &public[..],
+            ]
+            .concat(),
+        );
+        let jwk = Jwk {
+            kid,
+            alg,
+            fingerprint,
+            material,
+        };
         if let Some(alg) = alg
             && !jwk.family_fits(alg)
         {
@@ -175,9 +209,16 @@ impl Jwk {
             hmac::Key::new(hmac::HMAC_SHA384, secret),
             hmac::Key::new(hmac::HMAC_SHA512, secret),
         ]);
+        let fingerprint = fingerprint_of(&[
+            b"oct",
+            kid.as_deref().unwrap_or("").as_bytes(),
+            alg.map_or("", |a| a.name()).as_bytes(),
+            secret,
+        ]);
         Ok(Jwk {
             kid,
             alg,
+            fingerprint,
             material: Material::Hmac {
                 len: secret.len(),
                 keys,

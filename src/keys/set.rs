@@ -100,6 +100,11 @@ impl KeySet {
         }
     }
 
+    /// Whether a key with this fingerprint is (still) in the set.
+    pub fn has_key(&self, fingerprint: u64) -> bool {
+        self.keys.iter().any(|k| k.fingerprint == fingerprint)
+    }
+
     pub fn keys(&self) -> &[Jwk] {
         &self.keys
     }

@@ -8,6 +8,7 @@ use super::alg::Algorithm;
 use super::claims::{Claims, typ_accepted};
 use super::parse::Jws;
 use super::reason::Reason;
+use crate::cache::TokenCache;
 use crate::keys::IssuerKeys;
 use crate::keys::set::KeySet;
 use crate::metrics::Metrics;
@@ -16,7 +17,7 @@ use crate::revocation::{Entry, Revocations, TokenId};
 /// The answer for one token.
 #[derive(Debug)]
 pub enum Verdict {
-    Active(Box<Verified>),
+    Active(Arc<Verified>),
     Inactive(Reason),
 }
 
@@ -37,6 +38,8 @@ impl Verdict {
 pub struct Verified {
     pub issuer: usize,
     pub alg: Algorithm,
+    /// Fingerprint of the key that verified the signature.
+    pub key: u64,
     pub claims: Claims,
 }
 
@@ -47,6 +50,7 @@ pub struct Verifier {
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
+    cache: Option<TokenCache>,
 }
 
 /// What was learnt about a token before it failed, for metric labels.
@@ -73,7 +77,18 @@ impl Verifier {
             max_token_bytes,
             metrics,
             revocations,
+            cache: None,
         }
+    }
+
+    /// Adds the verified-token cache (`[cache]`).
+    pub fn with_cache(mut self, max_entries: usize) -> Verifier {
+        self.cache = Some(TokenCache::new(max_entries));
+        self
+    }
+
+    pub fn cache(&self) -> Option<&TokenCache> {
+        self.cache.as_ref()
     }
 
     pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
@@ -117,12 +132,68 @@ impl Verifier {
         self.metrics
             .verified(seen.issuer, seen.alg, reason, started.elapsed());
         match result {
-            Ok(verified) => Verdict::Active(Box::new(verified)),
+            Ok(verified) => Verdict::Active(verified),
             Err(reason) => Verdict::Inactive(reason),
         }
     }
 
     async fn check_rules(
+        &self,
+        token: &str,
+        now: u64,
+        seen: &mut Seen,
+    ) -> Result<Arc<Verified>, Reason> {
+        if token.len() > self.max_token_bytes {
+            return Err(Reason::TooLarge);
+        }
+        // The token's SHA-256: the cache key, and the revocation id of a token without `jti`.
+        let hash = self
+            .cache
+            .as_ref()
+            .map(|_| crate::api::auth::sha256(token.as_bytes()));
+        if let (Some(cache), Some(hash)) = (&self.cache, &hash)
+            && let Some(verified) = cache.get(hash, now)
+        {
+            seen.issuer = Some(verified.issuer);
+            seen.alg = Some(verified.alg);
+            let issuer = &self.issuers[verified.issuer];
+            if issuer.keys().has_key(verified.key) {
+                self.check_revocation(&verified, hash, now)?;
+                return Ok(verified);
+            }
+            // Its key left the set: forget it and judge the token afresh.
+            cache.remove(hash);
+        }
+        let verified = Arc::new(self.verify_in_full(token, now, seen).await?);
+        let hash = hash.unwrap_or_else(|| crate::api::auth::sha256(token.as_bytes()));
+        self.check_revocation(&verified, &hash, now)?;
+        if let Some(cache) = &self.cache {
+            let leeway = self.issuers[verified.issuer].config.leeway_seconds as f64;
+            let expires_at = verified.claims.exp().unwrap_or(0.0) + leeway;
+            cache.insert(hash, verified.clone(), expires_at, now);
+        }
+        Ok(verified)
+    }
+
+    /// Revocation by `jti`, or by the token's SHA-256 when it has none; subject; issuer.
+    fn check_revocation(
+        &self,
+        verified: &Verified,
+        hash: &[u8; 32],
+        now: u64,
+    ) -> Result<(), Reason> {
+        let claims = &verified.claims;
+        let iss = claims.iss().unwrap_or_default();
+        let id = match claims.jti() {
+            Some(jti) => TokenId::Jti(jti),
+            None => TokenId::Hash(hash),
+        };
+        self.revocations
+            .check(iss, id, claims.sub(), claims.iat(), now)
+    }
+
+    /// Every rule but revocation: parse, issuer, allowlist, `typ`, key, signature, claims.
+    async fn verify_in_full(
         &self,
         token: &str,
         now: u64,
@@ -143,21 +214,12 @@ impl Verifier {
         if !typ_accepted(jws.header.typ.as_deref(), &policy.token_types) {
             return Err(Reason::TypNotAccepted);
         }
-        verify_signature(issuer, &jws).await?;
+        let key = verify_signature(issuer, &jws).await?;
         claims.check(policy, now)?;
-        let hash: [u8; 32];
-        let id = match claims.jti() {
-            Some(jti) => TokenId::Jti(jti),
-            None => {
-                hash = crate::api::auth::sha256(token.as_bytes());
-                TokenId::Hash(&hash)
-            }
-        };
-        self.revocations
-            .check(iss, id, claims.sub(), claims.iat(), now)?;
         Ok(Verified {
             issuer: index,
             alg,
+            key,
             claims,
         })
     }
@@ -165,7 +227,7 @@ impl Verifier {
 
 /// Finds the issuer's key for the token and checks the signature; an unknown
 /// `kid` may trigger one refresh and one more look.
-async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<(), Reason> {
+async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<u64, Reason> {
     if !issuer.is_loaded() {
         return Err(Reason::NoKeys);
     }
@@ -179,11 +241,12 @@ async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<(), Reas
 }
 
 /// Checks a JWS against a key set: the signature layer alone, without claims.
-pub fn verify_with(keys: &KeySet, jws: &Jws<'_>) -> Result<(), Reason> {
+/// Returns the fingerprint of the key that verified it.
+pub fn verify_with(keys: &KeySet, jws: &Jws<'_>) -> Result<u64, Reason> {
     let alg = jws.header.alg;
     let key = keys.select(jws.header.kid.as_deref(), alg)?;
     if key.verify(alg, jws.signing_input, &jws.signature) {
-        Ok(())
+        Ok(key.fingerprint)
     } else {
         Err(Reason::BadSignature)
     }

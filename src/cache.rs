@@ -1,0 +1,165 @@
+//! Step 3 of the token path: the verified-token cache.
+//!
+//! Keyed by the token's SHA-256: the map is indexed by its first 16 bytes and
+//! every entry keeps all 32, so a collision of the index can only ever miss,
+//! never return another token's claims. A hit still checks expiry, that the
+//! key which verified the token is still in its issuer's set, and revocation
+//! (the verifier does those); anything doubtful falls back to full
+//! verification. Lookups use `try_get`: a shard that a writer holds counts as
+//! a miss, so a lookup never waits for a writer. The cache is bounded by
+//! `max_entries`; when full, expired entries are pruned (at most once a
+//! second) and new tokens are not added until room frees up.
+
+use dashmap::DashMap;
+use dashmap::try_result::TryResult;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::token::Verified;
+
+struct Cached {
+    hash: [u8; 32],
+    verified: Arc<Verified>,
+    /// Unix seconds after which the token is expired even with leeway.
+    expires_at: f64,
+}
+
+pub struct TokenCache {
+    map: DashMap<u128, Cached>,
+    max_entries: usize,
+    last_prune: AtomicU64,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
+    size: metrics::Gauge,
+}
+
+fn index(hash: &[u8; 32]) -> u128 {
+    u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
+}
+
+impl TokenCache {
+    pub fn new(max_entries: usize) -> TokenCache {
+        TokenCache {
+            map: DashMap::new(),
+            max_entries,
+            last_prune: AtomicU64::new(0),
+            hits: metrics::counter!(crate::metrics::CACHE_HITS),
+            misses: metrics::counter!(crate::metrics::CACHE_MISSES),
+            size: metrics::gauge!(crate::metrics::CACHE_ENTRIES),
+        }
+    }
+
+    /// The verified token for this SHA-256, if cached and not expired at `now`.
+    pub fn get(&self, hash: &[u8; 32], now: u64) -> Option<Arc<Verified>> {
+        let found = match self.map.try_get(&index(hash)) {
+            TryResult::Present(entry) if entry.hash == *hash && (now as f64) < entry.expires_at => {
+                Some(entry.verified.clone())
+            }
+            _ => None,
+        };
+        match &found {
+            Some(_) => self.hits.increment(1),
+            None => self.misses.increment(1),
+        }
+        found
+    }
+
+    /// Caches a verified token until `expires_at` (its `exp` plus leeway).
+    pub fn insert(&self, hash: [u8; 32], verified: Arc<Verified>, expires_at: f64, now: u64) {
+        if self.map.len() >= self.max_entries {
+            self.prune(now);
+            if self.map.len() >= self.max_entries {
+                return;
+            }
+        }
+        self.map.insert(
+            index(&hash),
+            Cached {
+                hash,
+                verified,
+                expires_at,
+            },
+        );
+        self.size.set(self.map.len() as f64);
+    }
+
+    /// Forgets a token (its key left the set, or it was found expired).
+    pub fn remove(&self, hash: &[u8; 32]) {
+        self.map
+            .remove_if(&index(hash), |_, entry| entry.hash == *hash);
+    }
+
+    /// Drops expired entries, at most once a second.
+    fn prune(&self, now: u64) {
+        let last = self.last_prune.load(Ordering::Relaxed);
+        if last == now
+            || self
+                .last_prune
+                .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        self.map.retain(|_, entry| (now as f64) < entry.expires_at);
+        self.size.set(self.map.len() as f64);
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::claims::Claims;
+
+    fn verified(sub: &str) -> Arc<Verified> {
+        let claims = Claims::parse(format!(r#"{{"sub":"{sub}","exp":2000}}"#).as_bytes()).unwrap();
+        Arc::new(Verified {
+            issuer: 0,
+            alg: crate::token::Algorithm::ES256,
+            key: 1,
+            claims,
+        })
+    }
+
+    #[test]
+    fn an_index_collision_never_returns_another_tokens_claims() {
+        let cache = TokenCache::new(10);
+        let a = [7u8; 32];
+        let mut b = a;
+        b[31] = 8; // same first 16 bytes: same index, different token
+        cache.insert(a, verified("alice"), 2000.0, 1000);
+        assert_eq!(cache.get(&a, 1000).unwrap().claims.sub(), Some("alice"));
+        assert!(cache.get(&b, 1000).is_none());
+        cache.remove(&b);
+        assert!(cache.get(&a, 1000).is_some(), "removing b leaves a alone");
+    }
+
+    #[test]
+    fn entries_end_with_the_token_and_the_cache_stays_bounded() {
+        let cache = TokenCache::new(3);
+        cache.insert([1; 32], verified("a"), 1500.0, 1000);
+        assert!(cache.get(&[1; 32], 1499).is_some());
+        assert!(
+            cache.get(&[1; 32], 1500).is_none(),
+            "expired with its token"
+        );
+        for i in 2..10u8 {
+            cache.insert([i; 32], verified("x"), 3000.0, 1000);
+            assert!(cache.len() <= 3);
+        }
+        // a second later the expired entry is pruned and a new token fits
+        cache.insert([42; 32], verified("y"), 3000.0, 1600);
+        assert!(cache.len() <= 3);
+        assert!(
+            cache.get(&[42; 32], 1600).is_some(),
+            "room was made by pruning the expired entry"
+        );
+    }
+}

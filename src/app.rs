@@ -133,6 +133,9 @@ pub async fn start_with(
         }
         None => {
             let service = router.into_make_service_with_connect_info::<SocketAddr>();
+            let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             tasks.spawn(async move {
                 let served = axum::serve(http_listener, service)
                     .with_graceful_shutdown(stop.cancelled_owned())
@@ -165,7 +168,15 @@ pub async fn start_with(
             });
         }
         None => {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(grpc_listener);
+            // Nagle's algorithm with delayed ACKs stalls large answers by 40 ms.
+            let incoming = tokio_stream::StreamExt::map(
+                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
+                |tcp| {
+                    tcp.inspect(|s| {
+                        let _ = s.set_nodelay(true);
+                    })
+                },
+            );
             tasks.spawn(async move {
                 if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, stop).await {
                     tracing::error!(error = %e, "gRPC listener failed");

@@ -245,6 +245,7 @@ pub async fn serve_http(
             },
             _ = shutdown.cancelled() => break,
         };
+        let _ = tcp.set_nodelay(true);
         let acceptor = tls.acceptor();
         let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
         tokio::spawn(async move {
@@ -289,7 +290,10 @@ pub fn incoming(
         loop {
             let tcp = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => tcp,
+                    Ok((tcp, _)) => {
+                        let _ = tcp.set_nodelay(true);
+                        tcp
+                    }
                     Err(_) => continue,
                 },
                 _ = shutdown.cancelled() => return,

@@ -1,0 +1,495 @@
+//! Load generator for tokend.
+//!
+//! ```text
+//! loadtest setup --alg ES256 --tokens 10000 --out /tmp/lt      # keys, tokens and a tokend config trusting them
+//! loadtest run --target http-auth --url http://127.0.0.1:8080 --tokens /tmp/lt/tokens.txt --concurrency 32 --duration 10
+//! loadtest run --target grpc-batch --url http://127.0.0.1:50051 --tokens /tmp/lt/tokens.txt --batch 100 --rate 2000
+//! loadtest noop --addr 127.0.0.1:9999                           # the no-work HTTP server (the ceiling)
+//! ```
+//!
+//! Closed loop (`--concurrency`): that many requests always in flight.
+//! Open loop (`--rate`): requests start on a fixed schedule, and latency is
+//! measured from when each request *should* have started, so a stalled server
+//! cannot hide its stall (no coordinated omission). Results come from an HDR
+//! histogram, as a table on stdout and, with `--json FILE`, as JSON.
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Parser, Subcommand, ValueEnum};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokend::api::grpc::pb;
+use tokend::mint::Signer;
+use tokend::token::Algorithm;
+
+#[derive(Parser)]
+#[command(name = "loadtest", about = "Load generator for tokend")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Mint a token pool with fresh keys and write a tokend config that trusts them.
+    Setup {
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long, default_value_t = 10_000)]
+        tokens: usize,
+        #[arg(long)]
+        out: PathBuf,
+        /// HTTP and gRPC ports for the written config.
+        #[arg(long, default_value_t = 8080)]
+        http_port: u16,
+        #[arg(long, default_value_t = 50051)]
+        grpc_port: u16,
+    },
+    /// Drive load against a target.
+    Run(RunArgs),
+    /// Serve 200 with an empty body to every request: the ceiling to compare with.
+    Noop {
+        #[arg(long, default_value = "127.0.0.1:9999")]
+        addr: String,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq, Debug)]
+enum Target {
+    HttpIntrospect,
+    HttpAuth,
+    GrpcIntrospect,
+    GrpcBatch,
+}
+
+#[derive(clap::Args, Clone)]
+struct RunArgs {
+    #[arg(long, value_enum)]
+    target: Target,
+    /// Base URL (http://host:port), of the HTTP or the gRPC listener.
+    #[arg(long)]
+    url: String,
+    /// One token per line.
+    #[arg(long)]
+    tokens: PathBuf,
+    /// Use only the first token (the cache-friendly case).
+    #[arg(long)]
+    repeat: bool,
+    /// Closed loop: requests in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Open loop: requests per second (overrides the closed loop).
+    #[arg(long)]
+    rate: Option<u64>,
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Tokens per IntrospectBatch.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    #[arg(long, default_value = "load")]
+    client_id: String,
+    #[arg(long, default_value = "load-secret")]
+    client_secret: String,
+    /// Also write the results as JSON here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Setup {
+            alg,
+            tokens,
+            out,
+            http_port,
+            grpc_port,
+        } => setup(&alg, tokens, &out, http_port, grpc_port),
+        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Noop { addr } => runtime.block_on(noop(&addr)),
+    }
+}
+
+fn setup(
+    alg: &str,
+    count: usize,
+    out: &std::path::Path,
+    http_port: u16,
+    grpc_port: u16,
+) -> anyhow::Result<()> {
+    let alg = Algorithm::from_name(alg).with_context(|| format!("unknown algorithm {alg}"))?;
+    std::fs::create_dir_all(out)?;
+    let issuer = "https://loadtest.tokend.invalid";
+    let signer = Signer::generate(alg, "load-1");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let started = Instant::now();
+    let mut tokens = String::with_capacity(count * 400);
+    for i in 0..count {
+        let claims = json!({"iss": issuer, "sub": format!("user-{i}"), "aud": "load", "iat": now,
+                            "exp": now + 86_000, "jti": format!("load-{i}"), "scope": "read", "client_id": "load"});
+        tokens.push_str(&signer.sign(alg, &claims));
+        tokens.push('\n');
+        if count >= 10_000 && i % 10_000 == 0 {
+            eprint!("\rminted {i}/{count}");
+        }
+    }
+    eprintln!(
+        "\rminted {count} {} tokens in {:.1?}",
+        alg.name(),
+        started.elapsed()
+    );
+    std::fs::write(out.join("tokens.txt"), tokens)?;
+    // A local key file may hold HMAC keys as well as public ones.
+    std::fs::write(
+        out.join("jwks.json"),
+        tokend::mint::jwks(&[&signer]).to_string(),
+    )?;
+    let algorithms = format!("[\"{}\"]", alg.name());
+    let config = format!(
+        "[server]\nhttp_addr = \"127.0.0.1:{http_port}\"\ngrpc_addr = \"127.0.0.1:{grpc_port}\"\nmax_batch = 10000\n\n\
+         [[issuers]]\nname = \"load\"\nissuer = \"{issuer}\"\njwks_file = {:?}\nalgorithms = {algorithms}\n\n\
+         [[clients]]\nid = \"load\"\nsecret = \"load-secret\"\npermissions = [\"introspect\"]\n\n\
+         [cache]\nenabled = true\nmax_entries = 1000000\n",
+        out.join("jwks.json").display().to_string()
+    );
+    std::fs::write(out.join("tokend.toml"), config)?;
+    println!(
+        "wrote {}/tokens.txt, jwks.json and tokend.toml",
+        out.display()
+    );
+    Ok(())
+}
+
+async fn noop(addr: &str) -> anyhow::Result<()> {
+    let router = axum::Router::new().fallback(|| async { "" });
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("no-work server on {}", listener.local_addr()?);
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+/// Per-worker results, merged at the end.
+struct Tally {
+    latency: Histogram<u64>,
+    ok: u64,
+    inactive: u64,
+    errors: u64,
+}
+
+impl Tally {
+    fn new() -> Tally {
+        Tally {
+            latency: Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds"),
+            ok: 0,
+            inactive: 0,
+            errors: 0,
+        }
+    }
+}
+
+/// One request of the target kind; returns whether the answer was active.
+#[derive(Clone)]
+enum Driver {
+    Http {
+        client: Box<Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>>,
+        url: String,
+        auth: String,
+        target: Target,
+    },
+    Grpc {
+        clients: Vec<pb::token_service_client::TokenServiceClient<tonic::transport::Channel>>,
+        auth: String,
+        batch: usize,
+    },
+}
+
+impl Driver {
+    async fn send(&mut self, tokens: &[String], i: usize) -> Result<bool, String> {
+        match self {
+            Driver::Http {
+                client,
+                url,
+                auth,
+                target,
+            } => {
+                let token = &tokens[i % tokens.len()];
+                let request = match target {
+                    Target::HttpAuth => hyper::Request::get(format!("{url}/auth"))
+                        .header("authorization", format!("Bearer {token}"))
+                        .body(Full::new(Bytes::new())),
+                    _ => hyper::Request::post(format!("{url}/introspect"))
+                        .header("authorization", auth.as_str())
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(Full::new(Bytes::from(format!("token={token}")))),
+                }
+                .map_err(|e| e.to_string())?;
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let status = response.status().as_u16();
+                let body = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .to_bytes();
+                match (*target, status) {
+                    (Target::HttpAuth, 200) => Ok(true),
+                    (Target::HttpAuth, 401) => Ok(false),
+                    (_, 200) => Ok(body.starts_with(b"{\"active\":true")
+                        || body.windows(13).any(|w| w == b"\"active\":true")),
+                    (_, s) => Err(format!("HTTP {s}")),
+                }
+            }
+            Driver::Grpc {
+                clients,
+                auth,
+                batch,
+            } => {
+                let n = clients.len();
+                let client = &mut clients[i % n];
+                let request = |token: &String| pb::IntrospectRequest {
+                    token: token.clone(),
+                    ..Default::default()
+                };
+                if *batch <= 1 {
+                    let mut req = tonic::Request::new(request(&tokens[i % tokens.len()]));
+                    req.metadata_mut()
+                        .insert("authorization", auth.parse().map_err(|_| "bad auth")?);
+                    let answer = client.introspect(req).await.map_err(|e| e.to_string())?;
+                    Ok(answer.into_inner().active)
+                } else {
+                    let requests = (0..*batch)
+                        .map(|k| request(&tokens[(i * *batch + k) % tokens.len()]))
+                        .collect();
+                    let mut req = tonic::Request::new(pb::IntrospectBatchRequest { requests });
+                    req.metadata_mut()
+                        .insert("authorization", auth.parse().map_err(|_| "bad auth")?);
+                    let answer = client
+                        .introspect_batch(req)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(answer.into_inner().responses.iter().all(|r| r.active))
+                }
+            }
+        }
+    }
+}
+
+async fn driver(args: &RunArgs) -> anyhow::Result<Driver> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD
+        .encode(format!("{}:{}", args.client_id, args.client_secret));
+    let auth = format!("Basic {basic}");
+    let url = args.url.trim_end_matches('/').to_owned();
+    Ok(match args.target {
+        Target::HttpAuth | Target::HttpIntrospect => {
+            let mut connector = hyper_util::client::legacy::connect::HttpConnector::new();
+            connector.set_nodelay(true);
+            let client = Client::builder(TokioExecutor::new())
+                .pool_max_idle_per_host(4096)
+                .build(connector);
+            Driver::Http {
+                client: Box::new(client),
+                url,
+                auth,
+                target: args.target,
+            }
+        }
+        Target::GrpcIntrospect | Target::GrpcBatch => {
+            let mut clients = Vec::new();
+            for _ in 0..args.concurrency.clamp(1, 8) {
+                let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await?;
+                clients.push(
+                    pb::token_service_client::TokenServiceClient::new(channel)
+                        .max_decoding_message_size(256 << 20)
+                        .max_encoding_message_size(256 << 20),
+                );
+            }
+            let batch = if args.target == Target::GrpcBatch {
+                args.batch.max(1)
+            } else {
+                1
+            };
+            Driver::Grpc {
+                clients,
+                auth,
+                batch,
+            }
+        }
+    })
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(&args.tokens).with_context(|| args.tokens.display().to_string())?;
+    let mut tokens: Vec<String> = text
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if tokens.is_empty() {
+        bail!("no tokens in {}", args.tokens.display());
+    }
+    if args.repeat {
+        tokens.truncate(1);
+    }
+    let tokens = Arc::new(tokens);
+    let base = driver(&args).await?;
+    let duration = Duration::from_secs(args.duration);
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+
+    // progress, once a second
+    let progress = {
+        let (stop, done) = (stop.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            while !stop.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let now = done.load(Ordering::Relaxed);
+                eprintln!(
+                    "  {:>4.0}s  {:>9} req/s",
+                    started.elapsed().as_secs_f64(),
+                    now - last
+                );
+                last = now;
+            }
+        })
+    };
+
+    let mut handles = Vec::new();
+    match args.rate {
+        None => {
+            for w in 0..args.concurrency {
+                let (mut d, tokens, stop, done) =
+                    (base.clone(), tokens.clone(), stop.clone(), done.clone());
+                handles.push(tokio::spawn(async move {
+                    let mut tally = Tally::new();
+                    let mut i = w;
+                    while !stop.load(Ordering::Relaxed) {
+                        let t0 = Instant::now();
+                        let result = d.send(&tokens, i).await;
+                        record(&mut tally, result, t0.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                        i += 1;
+                    }
+                    tally
+                }));
+            }
+        }
+        Some(rate) => {
+            // Open loop: request n is due at start + n / rate; its latency counts from then.
+            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Tally>();
+            let (d, tokens2, done2) = (base.clone(), tokens.clone(), done.clone());
+            let stop2 = stop.clone();
+            handles.push(tokio::spawn(async move {
+                let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
+                let mut n: u64 = 0;
+                while !stop2.load(Ordering::Relaxed) {
+                    let due = started + interval.mul_f64(n as f64);
+                    tokio::time::sleep_until(due.into()).await;
+                    let (mut d, tokens, done, tx) =
+                        (d.clone(), tokens2.clone(), done2.clone(), tx.clone());
+                    tokio::spawn(async move {
+                        let mut tally = Tally::new();
+                        let result = d.send(&tokens, n as usize).await;
+                        record(&mut tally, result, due.elapsed());
+                        done.fetch_add(1, Ordering::Relaxed);
+                        let _ = tx.send(tally);
+                    });
+                    n += 1;
+                }
+                drop(tx);
+                let mut total = Tally::new();
+                while let Some(t) = rx.recv().await {
+                    merge(&mut total, t);
+                }
+                total
+            }));
+        }
+    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Tally::new();
+    for h in handles {
+        merge(&mut total, h.await?);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    progress.abort();
+    report(&args, &total, elapsed)
+}
+
+fn record(tally: &mut Tally, result: Result<bool, String>, took: Duration) {
+    match result {
+        Ok(true) => tally.ok += 1,
+        Ok(false) => tally.inactive += 1,
+        Err(_) => tally.errors += 1,
+    }
+    let _ = tally.latency.record((took.as_micros() as u64).max(1));
+}
+
+fn merge(total: &mut Tally, other: Tally) {
+    let _ = total.latency.add(&other.latency);
+    total.ok += other.ok;
+    total.inactive += other.inactive;
+    total.errors += other.errors;
+}
+
+fn report(args: &RunArgs, t: &Tally, elapsed: f64) -> anyhow::Result<()> {
+    let requests = t.ok + t.inactive + t.errors;
+    let per_request = if args.target == Target::GrpcBatch {
+        args.batch as u64
+    } else {
+        1
+    };
+    let q = |p: f64| t.latency.value_at_quantile(p) as f64 / 1000.0;
+    let result = json!({
+        "target": format!("{:?}", args.target),
+        "mode": if args.rate.is_some() { "open" } else { "closed" },
+        "concurrency": args.concurrency,
+        "rate": args.rate,
+        "tokens": if args.repeat { 1 } else { 0 },
+        "duration_s": elapsed,
+        "requests": requests,
+        "active": t.ok,
+        "inactive": t.inactive,
+        "errors": t.errors,
+        "requests_per_s": requests as f64 / elapsed,
+        "verdicts_per_s": (requests * per_request) as f64 / elapsed,
+        "latency_ms": {"p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "p99.9": q(0.999), "max": t.latency.max() as f64 / 1000.0},
+    });
+    println!(
+        "target {:?}  mode {}  requests {requests}  errors {}  inactive {}",
+        args.target, result["mode"], t.errors, t.inactive
+    );
+    println!(
+        "throughput {:.0} req/s  ({:.0} verdicts/s)",
+        result["requests_per_s"].as_f64().unwrap_or(0.0),
+        result["verdicts_per_s"].as_f64().unwrap_or(0.0)
+    );
+    println!(
+        "latency ms  p50 {:.3}  p90 {:.3}  p99 {:.3}  p99.9 {:.3}  max {:.3}",
+        q(0.5),
+        q(0.9),
+        q(0.99),
+        q(0.999),
+        t.latency.max() as f64 / 1000.0
+    );
+    if let Some(path) = &args.json {
+        std::fs::write(path, serde_json::to_string_pretty(&result)?)?;
+    }
+    Ok(())
+}

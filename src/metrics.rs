@@ -125,6 +125,12 @@ fn describe() {
         REVOCATION_RESYNCS,
         "Full loads of the local revocation copy from the store."
     );
+    describe_counter!(CACHE_HITS, "Tokens answered from the verified-token cache.");
+    describe_counter!(
+        CACHE_MISSES,
+        "Cache lookups without a usable entry (the token was verified in full)."
+    );
+    describe_gauge!(CACHE_ENTRIES, "Tokens in the verified-token cache.");
 }
 
 /// The API a request came through (label `api`).

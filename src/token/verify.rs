@@ -158,16 +158,15 @@ impl Verifier {
             seen.alg = Some(verified.alg);
             let issuer = &self.issuers[verified.issuer];
             if issuer.keys().has_key(verified.key) {
-                self.check_revocation(&verified, hash, now)?;
+                self.check_revocation(&verified, token, Some(hash), now)?;
                 return Ok(verified);
             }
             // Its key left the set: forget it and judge the token afresh.
             cache.remove(hash);
         }
         let verified = Arc::new(self.verify_in_full(token, now, seen).await?);
-        let hash = hash.unwrap_or_else(|| crate::api::auth::sha256(token.as_bytes()));
-        self.check_revocation(&verified, &hash, now)?;
-        if let Some(cache) = &self.cache {
+        self.check_revocation(&verified, token, hash.as_ref(), now)?;
+        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
             let leeway = self.issuers[verified.issuer].config.leeway_seconds as f64;
             let expires_at = verified.claims.exp().unwrap_or(0.0) + leeway;
             cache.insert(hash, verified.clone(), expires_at, now);
@@ -175,18 +174,25 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// Revocation by `jti`, or by the token's SHA-256 when it has none; subject; issuer.
+    /// Revocation by `jti`, or by the token's SHA-256 when it has none (computed
+    /// only then, unless the cache already did); subject; issuer.
     fn check_revocation(
         &self,
         verified: &Verified,
-        hash: &[u8; 32],
+        token: &str,
+        hash: Option<&[u8; 32]>,
         now: u64,
     ) -> Result<(), Reason> {
         let claims = &verified.claims;
         let iss = claims.iss().unwrap_or_default();
-        let id = match claims.jti() {
-            Some(jti) => TokenId::Jti(jti),
-            None => TokenId::Hash(hash),
+        let computed;
+        let id = match (claims.jti(), hash) {
+            (Some(jti), _) => TokenId::Jti(jti),
+            (None, Some(hash)) => TokenId::Hash(hash),
+            (None, None) => {
+                computed = crate::api::auth::sha256(token.as_bytes());
+                TokenId::Hash(&computed)
+            }
         };
         self.revocations
             .check(iss, id, claims.sub(), claims.iat(), now)

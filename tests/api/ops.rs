@@ -145,6 +145,14 @@ async fn metrics_are_prometheus_histograms_with_closed_labels() {
         !text.contains(secret_sub) && !text.contains("attacker-chosen"),
         "caller-chosen strings in labels"
     );
+    // Every metric family has HELP text (promtool check metrics insists).
+    for line in text.lines().filter(|l| l.starts_with("# TYPE ")) {
+        let name = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            text.contains(&format!("# HELP {name} ")),
+            "{name} has no HELP text"
+        );
+    }
 }
 
 #[tokio::test]

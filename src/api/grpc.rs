@@ -63,6 +63,25 @@ impl TokenApi {
         }
     }
 
+    /// Authenticates the caller; a refusal is counted in the request metrics.
+    fn admit<T>(
+        &self,
+        request: &Request<T>,
+        started: Instant,
+        permission: Permission,
+        name: &'static str,
+    ) -> Result<Caller, Status> {
+        self.authenticate(request, permission, name)
+            .inspect_err(|status| {
+                let outcome = if status.code() == tonic::Code::Unauthenticated {
+                    Outcome::InvalidClient
+                } else {
+                    Outcome::Forbidden
+                };
+                self.record(started, outcome);
+            })
+    }
+
     fn record(&self, started: Instant, outcome: Outcome) {
         self.state
             .metrics
@@ -172,17 +191,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
         let started = Instant::now();
         let _in_flight = self.state.metrics.in_flight(Api::Grpc);
-        if let Err(status) = self.authenticate(&request, Permission::Introspect, "introspect") {
-            self.record(
-                started,
-                if status.code() == tonic::Code::Unauthenticated {
-                    Outcome::InvalidClient
-                } else {
-                    Outcome::Forbidden
-                },
-            );
-            return Err(status);
-        }
+        self.admit(&request, started, Permission::Introspect, "introspect")?;
         let req = request.into_inner();
         let verdict = self
             .state
@@ -202,17 +211,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<pb::IntrospectBatchResponse>, Status> {
         let started = Instant::now();
         let _in_flight = self.state.metrics.in_flight(Api::Grpc);
-        if let Err(status) = self.authenticate(&request, Permission::Introspect, "introspect") {
-            self.record(
-                started,
-                if status.code() == tonic::Code::Unauthenticated {
-                    Outcome::InvalidClient
-                } else {
-                    Outcome::Forbidden
-                },
-            );
-            return Err(status);
-        }
+        self.admit(&request, started, Permission::Introspect, "introspect")?;
         let requests = request.into_inner().requests;
         if requests.len() > self.state.max_batch {
             self.record(started, Outcome::BadRequest);

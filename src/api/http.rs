@@ -221,17 +221,40 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
     let (outcome, response) = match result {
         Ok(Verdict::Active(verified)) => (
             Outcome::Active,
-            axum::Json(introspection_body(&verified)).into_response(),
+            json_response(introspection_json(&verified)),
         ),
         Ok(Verdict::Inactive(_)) => (
             Outcome::Inactive,
-            axum::Json(json!({"active": false})).into_response(),
+            json_response(Bytes::from_static(br#"{"active":false}"#)),
         ),
         Err(e) => (e.outcome(), e.into_response()),
     };
     tracing::Span::current().record("result", outcome.label());
     state.metrics.request(Api::Http, outcome, started.elapsed());
     response
+}
+
+fn json_response(body: Bytes) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// The RFC 7662 answer for a verified token, rendered once per token.
+pub fn introspection_json(verified: &Verified) -> Bytes {
+    verified
+        .introspection
+        .get_or_init(|| {
+            serde_json::to_vec(&introspection_body(verified))
+                .unwrap_or_default()
+                .into()
+        })
+        .clone()
 }
 
 /// RFC 7662 §2.2: every claim the token carries, plus `active` and `token_type`,

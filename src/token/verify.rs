@@ -41,6 +41,21 @@ pub struct Verified {
     /// Fingerprint of the key that verified the signature.
     pub key: u64,
     pub claims: Claims,
+    /// The RFC 7662 answer, rendered on first use: a cached token's answer is
+    /// built once, not per request.
+    pub introspection: std::sync::OnceLock<bytes::Bytes>,
+}
+
+impl Verified {
+    pub fn new(issuer: usize, alg: Algorithm, key: u64, claims: Claims) -> Verified {
+        Verified {
+            issuer,
+            alg,
+            key,
+            claims,
+            introspection: std::sync::OnceLock::new(),
+        }
+    }
 }
 
 /// Verifies tokens against the configured issuers.
@@ -222,12 +237,7 @@ impl Verifier {
         }
         let key = verify_signature(issuer, &jws).await?;
         claims.check(policy, now)?;
-        Ok(Verified {
-            issuer: index,
-            alg,
-            key,
-            claims,
-        })
+        Ok(Verified::new(index, alg, key, claims))
     }
 }
 

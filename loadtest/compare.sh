@@ -30,6 +30,16 @@ run auth-es256-10k-cached --target http-auth --url http://127.0.0.1:18100 --toke
 run grpc-batch-cached --target grpc-batch --url http://127.0.0.1:18101 --tokens /tmp/lt/tokens.txt --batch 1000 --concurrency 4
 kill $T; wait $T 2>/dev/null
 
+# The hand-written verifier (axum + jsonwebtoken), no cache, as teams write it.
+taskset -c 0 $LT handwritten --addr 127.0.0.1:18198 --jwks /tmp/lt/jwks.json 2>/dev/null & H=$!
+sleep 0.5
+run handwritten-es256-10k --target http-auth --url http://127.0.0.1:18198 --tokens /tmp/lt/tokens.txt --concurrency $C
+kill $H; wait $H 2>/dev/null
+taskset -c 0 $LT handwritten --addr 127.0.0.1:18198 --jwks /tmp/lt-rs/jwks.json 2>/dev/null & H=$!
+sleep 0.5
+run handwritten-rs256-10k --target http-auth --url http://127.0.0.1:18198 --tokens /tmp/lt-rs/tokens.txt --concurrency $C
+kill $H; wait $H 2>/dev/null
+
 TOKEND__CACHE__ENABLED=false RUST_LOG=warn taskset -c 0 $TD serve --config /tmp/lt/tokend.toml 2>/dev/null & T=$!
 sleep 1
 run auth-es256-10k-nocache --target http-auth --url http://127.0.0.1:18100 --tokens /tmp/lt/tokens.txt --concurrency $C

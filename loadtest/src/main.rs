@@ -14,6 +14,7 @@
 //! histogram, as a table on stdout and, with `--json FILE`, as JSON.
 
 use anyhow::{Context, bail};
+use axum::response::IntoResponse;
 use bytes::Bytes;
 use clap::{Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
@@ -58,6 +59,17 @@ enum Command {
     Noop {
         #[arg(long, default_value = "127.0.0.1:9999")]
         addr: String,
+    },
+    /// A verifier as a team would write it by hand: axum + jsonwebtoken, keys
+    /// from a JWKS file decoded once, `/auth` answering 200 or 401.
+    Handwritten {
+        #[arg(long, default_value = "127.0.0.1:9998")]
+        addr: String,
+        /// The JWKS (`setup` writes one as jwks.json).
+        #[arg(long)]
+        jwks: PathBuf,
+        #[arg(long, default_value = "https://loadtest.tokend.invalid")]
+        issuer: String,
     },
 }
 
@@ -117,6 +129,9 @@ fn main() -> anyhow::Result<()> {
         } => setup(&alg, tokens, &out, http_port, grpc_port),
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Noop { addr } => runtime.block_on(noop(&addr)),
+        Command::Handwritten { addr, jwks, issuer } => {
+            runtime.block_on(handwritten(&addr, &jwks, &issuer))
+        }
     }
 }
 
@@ -174,6 +189,50 @@ async fn noop(addr: &str) -> anyhow::Result<()> {
     let router = axum::Router::new().fallback(|| async { "" });
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("no-work server on {}", listener.local_addr()?);
+    axum::serve(listener, router).await?;
+    Ok(())
+}
+
+async fn handwritten(addr: &str, jwks: &std::path::Path, issuer: &str) -> anyhow::Result<()> {
+    use axum::http::{HeaderMap, StatusCode};
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&std::fs::read(jwks)?)?;
+    let mut keys = std::collections::HashMap::new();
+    for jwk in &set.keys {
+        let kid = jwk.common.key_id.clone().unwrap_or_default();
+        keys.insert(kid, jsonwebtoken::DecodingKey::from_jwk(jwk)?);
+    }
+    let keys = Arc::new(keys);
+    let issuer = issuer.to_owned();
+    let router = axum::Router::new().route(
+        "/auth",
+        axum::routing::any(move |headers: HeaderMap| {
+            let (keys, issuer) = (keys.clone(), issuer.clone());
+            async move {
+                let verified = (|| {
+                    let token = headers
+                        .get("authorization")?
+                        .to_str()
+                        .ok()?
+                        .strip_prefix("Bearer ")?;
+                    let header = jsonwebtoken::decode_header(token).ok()?;
+                    let key = keys.get(header.kid.as_deref().unwrap_or(""))?;
+                    let mut validation = jsonwebtoken::Validation::new(header.alg);
+                    validation.set_issuer(&[&issuer]);
+                    validation.set_audience(&["load"]);
+                    jsonwebtoken::decode::<serde_json::Value>(token, key, &validation).ok()
+                })();
+                match verified {
+                    Some(data) => {
+                        let sub = data.claims["sub"].as_str().unwrap_or("").to_owned();
+                        (StatusCode::OK, [("x-auth-subject", sub)]).into_response()
+                    }
+                    None => StatusCode::UNAUTHORIZED.into_response(),
+                }
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("hand-written verifier on {}", listener.local_addr()?);
     axum::serve(listener, router).await?;
     Ok(())
 }

@@ -113,6 +113,8 @@ fn with_request_spans(router: Router) -> Router {
                     )
                 })
                 .on_request(())
+                // A 4xx/5xx answer (a 503 from /readyz, a 401) is not a server error to log loudly.
+                .on_failure(tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG))
                 .on_response(
                     DefaultOnResponse::new()
                         .level(tracing::Level::DEBUG)

@@ -30,7 +30,13 @@ run_case() {
 
   PORT=$idp_port SIGN_ALG=$alg node "$HERE/oidc-provider/provider.mjs" >"$WORK/idp-$alg.log" 2>&1 &
   PIDS+=($!)
-  for _ in $(seq 100); do curl -fs "$issuer/.well-known/openid-configuration" >/dev/null && break; sleep 0.1; done
+  # Node loads oidc-provider and generates an RSA key first: allow it a minute on a busy machine.
+  local up=""
+  for _ in $(seq 600); do
+    if curl -fs "$issuer/.well-known/openid-configuration" >/dev/null; then up=1; break; fi
+    sleep 0.1
+  done
+  [ -n "$up" ] || { cat "$WORK/idp-$alg.log"; fail "oidc-provider did not start"; }
 
   cat >"$WORK/tokend-$alg.toml" <<TOML
 [server]
@@ -56,7 +62,7 @@ TOML
   "$TOKEND" serve --config "$WORK/tokend-$alg.toml" >"$WORK/tokend-$alg.log" 2>&1 &
   PIDS+=($!)
   local ready=""
-  for _ in $(seq 100); do
+  for _ in $(seq 300); do
     if curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null; then ready=1; break; fi
     sleep 0.1
   done

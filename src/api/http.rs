@@ -167,6 +167,22 @@ fn authenticate(
     }
 }
 
+/// `authenticate` for a handler holding the whole request.
+fn admit(
+    state: &Shared,
+    request: &Request,
+    permission: Permission,
+    name: &'static str,
+) -> Result<Caller, ApiError> {
+    authenticate(
+        state,
+        request.headers(),
+        request.extensions(),
+        permission,
+        name,
+    )
+}
+
 /// Reads an `application/x-www-form-urlencoded` body (RFC 7662 §2.1) and returns
 /// its `token`; a repeated parameter is invalid (RFC 6749 §3.2).
 async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiError> {
@@ -213,7 +229,7 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
     let started = Instant::now();
     let _in_flight = state.metrics.in_flight(Api::Http);
     let result = async {
-        let caller = authenticate(&state, request.headers(), request.extensions(), Permission::Introspect, "introspect")?;
+        let caller = admit(&state, &request, Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
         let verdict = state.verifier.check(&token, (state.clock)()).await;
         tracing::debug!(caller = %caller.id, token = %fingerprint(&token), reason = ?verdict.reason(), "introspect");
@@ -512,13 +528,7 @@ async fn revoke_token(State(state): State<AppState>, request: Request) -> Respon
     let _in_flight = state.metrics.in_flight(Api::Http);
     let from = peer(&request);
     let result = async {
-        let caller = authenticate(
-            &state,
-            request.headers(),
-            request.extensions(),
-            Permission::Revoke,
-            "revoke",
-        )?;
+        let caller = admit(&state, &request, Permission::Revoke, "revoke")?;
         let token = read_token_form(request, state.max_body).await?;
         revoke::revoke_token(&state, &token, &caller, &from).await
     }
@@ -536,13 +546,7 @@ async fn admin_revoke(
     request: Request,
 ) -> Result<Response, ApiError> {
     let from = peer(&request);
-    let caller = authenticate(
-        &state,
-        request.headers(),
-        request.extensions(),
-        Permission::Admin,
-        "admin",
-    )?;
+    let caller = admit(&state, &request, Permission::Admin, "admin")?;
     let body = axum::body::to_bytes(request.into_body(), state.max_body)
         .await
         .map_err(|_| {
@@ -594,13 +598,7 @@ async fn lift_revocation(
     request: Request,
 ) -> Result<Response, ApiError> {
     let from = peer(&request);
-    let caller = authenticate(
-        &state,
-        request.headers(),
-        request.extensions(),
-        Permission::Admin,
-        "admin",
-    )?;
+    let caller = admit(&state, &request, Permission::Admin, "admin")?;
     revoke::lift(&state, id, &caller, &from).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

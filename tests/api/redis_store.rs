@@ -104,18 +104,7 @@ async fn a_revocation_on_one_replica_is_seen_by_the_other_within_milliseconds() 
     )
     .await;
     assert!(!a.is_active(&bob).await);
-    let lifted = a
-        .http
-        .delete(format!(
-            "{}/admin/revocations/{}",
-            a.base,
-            entry["id"].as_str().unwrap()
-        ))
-        .basic_auth("ops", Some(OPS_SECRET))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(lifted.status(), 204);
+    assert_eq!(a.admin_lift(entry["id"].as_str().unwrap()).await, 204);
     wait_until("B sees the lift", Duration::from_secs(2), || {
         b.app.state.verifier.revocations().local_copy().len() == 200
     })
@@ -336,14 +325,7 @@ async fn a_replica_cut_off_catches_up_by_resuming_or_resyncing() {
         // a lift B also missed
         let list = a.admin_list("?limit=1000").await;
         let lifted_id = list["entries"][0]["id"].as_str().unwrap().to_owned();
-        let r = a
-            .http
-            .delete(format!("{}/admin/revocations/{lifted_id}", a.base))
-            .basic_auth("ops", Some(OPS_SECRET))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 204);
+        assert_eq!(a.admin_lift(&lifted_id).await, 204);
         assert!(
             tokens
                 .iter()
@@ -414,18 +396,7 @@ async fn revocation_through_a_redis_cluster() {
         &json!({"iss": ISS, "sub": "alice", "iat": now() - 5, "exp": now() + 60}),
     );
     assert!(!a.is_active(&other).await);
-    let r = a
-        .http
-        .delete(format!(
-            "{}/admin/revocations/{}",
-            a.base,
-            entry["id"].as_str().unwrap()
-        ))
-        .basic_auth("ops", Some(OPS_SECRET))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
+    assert_eq!(a.admin_lift(entry["id"].as_str().unwrap()).await, 204);
     wait_until("B sees the lift", Duration::from_secs(5), || {
         b.app.state.verifier.revocations().local_copy().len() == 1
     })

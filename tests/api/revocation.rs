@@ -39,6 +39,18 @@ impl TestApp {
             .unwrap()
     }
 
+    /// Lifts a revocation entry as the admin; returns the HTTP status.
+    pub async fn admin_lift(&self, id: &str) -> u16 {
+        self.http
+            .delete(format!("{}/admin/revocations/{id}", self.base))
+            .basic_auth("ops", Some(OPS_SECRET))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
     pub async fn admin_list(&self, query: &str) -> Value {
         let response = self
             .http

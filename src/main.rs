@@ -126,6 +126,12 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// mimalloc instead of glibc's malloc: the request path allocates small,
+/// short-lived buffers (HTTP heads, protobuf strings), where glibc's free-list
+/// upkeep showed up as a quarter of a batch's CPU in a profile.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);

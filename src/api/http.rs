@@ -71,17 +71,33 @@ pub fn router(state: AppState) -> Router {
     with_request_spans(router.with_state(state))
 }
 
-/// Request ids: the caller's `x-request-id`, else `<pid>-<counter>`.
-#[derive(Clone, Default)]
-struct SequentialIds(Arc<std::sync::atomic::AtomicU64>);
+/// Request ids: the caller's `x-request-id`, else `<pid>-<counter>` in hex.
+#[derive(Clone)]
+struct SequentialIds {
+    pid: Arc<str>,
+    next: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Default for SequentialIds {
+    fn default() -> SequentialIds {
+        SequentialIds {
+            pid: format!("{:x}-", std::process::id()).into(),
+            next: Default::default(),
+        }
+    }
+}
 
 impl tower_http::request_id::MakeRequestId for SequentialIds {
     fn make_request_id<B>(
         &mut self,
         _: &axum::http::Request<B>,
     ) -> Option<tower_http::request_id::RequestId> {
-        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        HeaderValue::from_str(&format!("{:x}-{n:x}", std::process::id()))
+        use std::fmt::Write;
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut id = String::with_capacity(self.pid.len() + 16);
+        id.push_str(&self.pid);
+        let _ = write!(id, "{n:x}");
+        HeaderValue::from_maybe_shared(Bytes::from(id))
             .ok()
             .map(tower_http::request_id::RequestId::new)
     }
@@ -89,7 +105,10 @@ impl tower_http::request_id::MakeRequestId for SequentialIds {
 
 /// A span per request with its id (echoed in the response), method, path,
 /// result and latency. Requests are logged at DEBUG: an inactive token is an
-/// answer, not an error.
+/// answer, not an error. The verdict routes (`/auth`, `/introspect`), which
+/// log nothing at INFO, get a DEBUG span, so that at the default level they
+/// pay nothing for it; every other route's span is at INFO, so that its INFO
+/// lines (the revocation audit) carry the request id.
 fn with_request_spans(router: Router) -> Router {
     use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
     use tower_http::trace::{DefaultOnResponse, TraceLayer};
@@ -104,13 +123,24 @@ fn with_request_spans(router: Router) -> Router {
                         .get("x-request-id")
                         .and_then(|v| v.to_str().ok())
                         .unwrap_or("");
-                    tracing::info_span!(
-                        "request",
-                        request_id = %id,
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        result = tracing::field::Empty,
-                    )
+                    let path = request.uri().path();
+                    macro_rules! span {
+                        ($level:expr) => {
+                            tracing::span!(
+                                $level,
+                                "request",
+                                request_id = %id,
+                                method = %request.method(),
+                                path = %path,
+                                result = tracing::field::Empty,
+                            )
+                        };
+                    }
+                    if matches!(path, "/auth" | "/introspect") {
+                        span!(tracing::Level::DEBUG)
+                    } else {
+                        span!(tracing::Level::INFO)
+                    }
                 })
                 .on_request(())
                 // A 4xx/5xx answer (a 503 from /readyz, a 401) is not a server error to log loudly.
@@ -331,28 +361,34 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
     response
 }
 
-/// The identity headers a gateway forwards upstream. All five are always
-/// present, empty when the token lacks the claim (or its value could not be a
-/// header), so that gateways copying them (Caddy's `copy_headers`, Traefik's
-/// `authResponseHeaders`) overwrite any client-sent copy instead of passing it on.
+/// The identity headers a gateway forwards upstream, rendered once per
+/// verified token. All five are always present, empty when the token lacks the
+/// claim (or its value could not be a header), so that gateways copying them
+/// (Caddy's `copy_headers`, Traefik's `authResponseHeaders`) overwrite any
+/// client-sent copy instead of passing it on.
 pub fn identity_headers(verified: &Verified) -> HeaderMap {
-    let claims = &verified.claims;
-    let mut headers = HeaderMap::new();
-    let mut put = |name: &'static str, value: Option<String>| {
-        let value = value
-            .and_then(|v| HeaderValue::from_str(&v).ok())
-            .unwrap_or(HeaderValue::from_static(""));
-        headers.insert(HeaderName::from_static(name), value);
-    };
-    put("x-auth-subject", claims.sub().map(str::to_owned));
-    put("x-auth-issuer", claims.iss().map(str::to_owned));
-    put("x-auth-scope", claims.scope());
-    put("x-auth-client-id", claims.client_id().map(str::to_owned));
-    put(
-        "x-auth-expires",
-        claims.exp().map(|e| (e as i64).to_string()),
-    );
-    headers
+    verified
+        .identity
+        .get_or_init(|| {
+            let claims = &verified.claims;
+            let mut headers = HeaderMap::with_capacity(5);
+            let mut put = |name: &'static str, value: Option<String>| {
+                let value = value
+                    .and_then(|v| HeaderValue::from_str(&v).ok())
+                    .unwrap_or(HeaderValue::from_static(""));
+                headers.insert(HeaderName::from_static(name), value);
+            };
+            put("x-auth-subject", claims.sub().map(str::to_owned));
+            put("x-auth-issuer", claims.iss().map(str::to_owned));
+            put("x-auth-scope", claims.scope());
+            put("x-auth-client-id", claims.client_id().map(str::to_owned));
+            put(
+                "x-auth-expires",
+                claims.exp().map(|e| (e as i64).to_string()),
+            );
+            headers
+        })
+        .clone()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

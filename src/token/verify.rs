@@ -41,9 +41,11 @@ pub struct Verified {
     /// Fingerprint of the key that verified the signature.
     pub key: u64,
     pub claims: Claims,
-    /// The RFC 7662 answer, rendered on first use: a cached token's answer is
-    /// built once, not per request.
+    /// The RFC 7662 answer and the forward-auth identity headers, each
+    /// rendered on first use: a cached token's answers are built once, not per
+    /// request.
     pub introspection: std::sync::OnceLock<bytes::Bytes>,
+    pub identity: std::sync::OnceLock<axum::http::HeaderMap>,
 }
 
 impl Verified {
@@ -54,6 +56,7 @@ impl Verified {
             key,
             claims,
             introspection: std::sync::OnceLock::new(),
+            identity: std::sync::OnceLock::new(),
         }
     }
 }

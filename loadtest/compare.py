@@ -87,7 +87,7 @@ class Server:
         self.name, self.port = name, port
         self.proc = subprocess.Popen(
             ["taskset", "-c", SERVER_CPU, *argv],
-            env={**os.environ, "RUST_LOG": "warn", **(env or {})},
+            env={**os.environ, **(env or {})},  # tokend at its default log level
             cwd=cwd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

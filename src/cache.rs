@@ -1,8 +1,8 @@
 //! Step 3 of the token path: the verified-token cache.
 //!
 //! Keyed by the token's SHA-256: the map is indexed by its first 16 bytes and
-//! every entry keeps all 32, so a collision of the index can only ever miss,
-//! never return another token's claims. A hit still checks expiry, that the
+//! every entry keeps the other 16, so a collision of the index can only ever
+//! miss, never return another token's claims. A hit still checks expiry, that the
 //! key which verified the token is still in its issuer's set, and revocation
 //! (the verifier does those); anything doubtful falls back to full
 //! verification. Lookups use `try_get`: a shard that a writer holds counts as
@@ -42,7 +42,8 @@ impl std::hash::Hasher for IndexHasher {
 type Index = std::hash::BuildHasherDefault<IndexHasher>;
 
 struct Cached {
-    hash: [u8; 32],
+    /// The second half of the SHA-256 (the index is the first).
+    tail: [u8; 16],
     verified: Arc<Verified>,
     /// Unix seconds after which the token is expired even with leeway.
     expires_at: f64,
@@ -61,6 +62,10 @@ fn index(hash: &[u8; 32]) -> u128 {
     u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
 }
 
+fn tail(hash: &[u8; 32]) -> [u8; 16] {
+    hash[16..].try_into().expect("16 bytes")
+}
+
 impl TokenCache {
     pub fn new(max_entries: usize) -> TokenCache {
         TokenCache {
@@ -76,7 +81,9 @@ impl TokenCache {
     /// The verified token for this SHA-256, if cached and not expired at `now`.
     pub fn get(&self, hash: &[u8; 32], now: u64) -> Option<Arc<Verified>> {
         let found = match self.map.try_get(&index(hash)) {
-            TryResult::Present(entry) if entry.hash == *hash && (now as f64) < entry.expires_at => {
+            TryResult::Present(entry)
+                if entry.tail == tail(hash) && (now as f64) < entry.expires_at =>
+            {
                 Some(entry.verified.clone())
             }
             _ => None,
@@ -99,7 +106,7 @@ impl TokenCache {
         self.map.insert(
             index(&hash),
             Cached {
-                hash,
+                tail: tail(&hash),
                 verified,
                 expires_at,
             },
@@ -110,7 +117,7 @@ impl TokenCache {
     /// Forgets a token (its key left the set, or it was found expired).
     pub fn remove(&self, hash: &[u8; 32]) {
         self.map
-            .remove_if(&index(hash), |_, entry| entry.hash == *hash);
+            .remove_if(&index(hash), |_, entry| entry.tail == tail(hash));
     }
 
     /// Drops expired entries, at most once a second.

@@ -291,7 +291,10 @@ fn raw_verify(
     let us = started.elapsed().as_secs_f64() * 1e6 / checks as f64;
     println!("raw signature check: {us:.2} µs ({checks} checks)");
     if let Some(path) = json_out {
-        std::fs::write(path, json!({"us_per_check": us, "checks": checks}).to_string())?;
+        std::fs::write(
+            path,
+            json!({"us_per_check": us, "checks": checks}).to_string(),
+        )?;
     }
     Ok(())
 }
@@ -532,7 +535,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                     }
                     // Round robin, as wrk2 does per connection: a stalled
                     // connection's tickets wait for it, and their wait counts.
-                    if senders[n as usize % workers].send((n as usize, due)).is_err() {
+                    if senders[n as usize % workers]
+                        .send((n as usize, due))
+                        .is_err()
+                    {
                         break;
                     }
                     n += 1;

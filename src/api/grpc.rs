@@ -113,40 +113,22 @@ pub fn introspect_response(verdict: &Verdict, include_claims: bool) -> pb::Intro
 
 fn active_response(verified: &Verified, include_claims: bool) -> pb::IntrospectResponse {
     let c = &verified.claims;
-    let map = c.map();
-    let text = |name: &str| {
-        map.get(name)
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let date = |name: &str| {
-        map.get(name)
-            .and_then(|v| v.as_f64())
-            .map_or(0, |d| d as i64)
-    };
-    let aud = match map.get("aud") {
-        Some(serde_json::Value::String(a)) => vec![a.clone()],
-        Some(serde_json::Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_owned))
-            .collect(),
-        _ => Vec::new(),
-    };
+    let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
+    let date = |value: Option<f64>| value.map_or(0, |d| d as i64);
     pb::IntrospectResponse {
         active: true,
-        iss: text("iss"),
-        sub: text("sub"),
-        aud,
-        exp: date("exp"),
-        iat: date("iat"),
-        nbf: date("nbf"),
-        jti: text("jti"),
-        scope: c.scope().unwrap_or_default(),
-        client_id: c.client_id().unwrap_or_default().to_owned(),
-        username: text("username"),
+        iss: text(c.iss()),
+        sub: text(c.sub()),
+        aud: c.audiences().map(str::to_owned).collect(),
+        exp: date(c.exp()),
+        iat: date(c.iat()),
+        nbf: date(c.nbf()),
+        jti: text(c.jti()),
+        scope: text(c.scope()),
+        client_id: text(c.client_id()),
+        username: text(c.username()),
         token_type: "Bearer".into(),
-        claims: include_claims.then(|| to_struct(map)),
+        claims: include_claims.then(|| to_struct(&c.to_map())),
     }
 }
 

@@ -293,36 +293,9 @@ fn json_response(body: Bytes) -> Response {
         .into_response()
 }
 
-/// The RFC 7662 answer for a verified token, rendered once per token.
+/// The RFC 7662 answer for a verified token.
 pub fn introspection_json(verified: &Verified) -> Bytes {
-    verified
-        .introspection
-        .get_or_init(|| {
-            serde_json::to_vec(&introspection_body(verified))
-                .unwrap_or_default()
-                .into()
-        })
-        .clone()
-}
-
-/// RFC 7662 §2.2: every claim the token carries, plus `active` and `token_type`,
-/// and `client_id` / `scope` filled from `azp` / `scp` where the IdP uses those.
-pub fn introspection_body(verified: &Verified) -> Value {
-    let claims = &verified.claims;
-    let mut body: Map<String, Value> = claims.map().clone();
-    body.insert("active".into(), Value::Bool(true));
-    body.insert("token_type".into(), Value::String("Bearer".into()));
-    if !body.contains_key("client_id")
-        && let Some(client) = claims.client_id()
-    {
-        body.insert("client_id".into(), Value::String(client.to_owned()));
-    }
-    if !body.contains_key("scope")
-        && let Some(scope) = claims.scope()
-    {
-        body.insert("scope".into(), Value::String(scope));
-    }
-    Value::Object(body)
+    verified.claims.introspection_json().into()
 }
 
 /// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Caddy
@@ -361,34 +334,29 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
     response
 }
 
-/// The identity headers a gateway forwards upstream, rendered once per
-/// verified token. All five are always present, empty when the token lacks the
-/// claim (or its value could not be a header), so that gateways copying them
-/// (Caddy's `copy_headers`, Traefik's `authResponseHeaders`) overwrite any
-/// client-sent copy instead of passing it on.
+/// The identity headers a gateway forwards upstream. All five are always
+/// present, empty when the token lacks the claim (or its value could not be a
+/// header), so that gateways copying them (Caddy's `copy_headers`, Traefik's
+/// `authResponseHeaders`) overwrite any client-sent copy instead of passing it on.
 pub fn identity_headers(verified: &Verified) -> HeaderMap {
-    verified
-        .identity
-        .get_or_init(|| {
-            let claims = &verified.claims;
-            let mut headers = HeaderMap::with_capacity(5);
-            let mut put = |name: &'static str, value: Option<String>| {
-                let value = value
-                    .and_then(|v| HeaderValue::from_str(&v).ok())
-                    .unwrap_or(HeaderValue::from_static(""));
-                headers.insert(HeaderName::from_static(name), value);
-            };
-            put("x-auth-subject", claims.sub().map(str::to_owned));
-            put("x-auth-issuer", claims.iss().map(str::to_owned));
-            put("x-auth-scope", claims.scope());
-            put("x-auth-client-id", claims.client_id().map(str::to_owned));
-            put(
-                "x-auth-expires",
-                claims.exp().map(|e| (e as i64).to_string()),
-            );
-            headers
-        })
-        .clone()
+    let claims = &verified.claims;
+    let mut headers = HeaderMap::with_capacity(5);
+    let mut put = |name: &'static str, value: Option<&str>| {
+        let value = value
+            .and_then(|v| HeaderValue::from_str(v).ok())
+            .unwrap_or(HeaderValue::from_static(""));
+        headers.insert(HeaderName::from_static(name), value);
+    };
+    put("x-auth-subject", claims.sub());
+    put("x-auth-issuer", claims.iss());
+    put("x-auth-scope", claims.scope());
+    put("x-auth-client-id", claims.client_id());
+    let expires = claims.exp().map(|e| HeaderValue::from(e as i64));
+    headers.insert(
+        HeaderName::from_static("x-auth-expires"),
+        expires.unwrap_or(HeaderValue::from_static("")),
+    );
+    headers
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

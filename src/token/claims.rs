@@ -7,13 +7,63 @@ use super::parse::parse_object;
 use super::reason::Reason;
 use crate::config::IssuerConfig;
 
-/// A token's claims: every member as sent, plus the registered ones type-checked.
+/// Where a decoded claim sits in [`Claims::buf`]; `start == u32::MAX` is absent.
+#[derive(Debug, Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    const NONE: Span = Span {
+        start: u32::MAX,
+        len: 0,
+    };
+}
+
+/// The claims the request path reads, by index into `Claims::spans`.
+const ISS: usize = 0;
+const SUB: usize = 1;
+const JTI: usize = 2;
+const CLIENT_ID: usize = 3;
+const SCOPE: usize = 4;
+const USERNAME: usize = 5;
+
+/// Payload members that tokend's own answers set (`client_id` and `scope` are
+/// filled from `azp` and `scp` only when the token lacks them).
+const HAS_CLIENT_ID: u8 = 1;
+const HAS_SCOPE: u8 = 2;
+const HAS_ANSWER_MEMBERS: u8 = 4;
+
+/// A token's claims, kept compact because verified tokens live in the cache:
+/// one buffer holds the payload JSON exactly as the token carried it (already
+/// checked: an object, no member repeated, registered claims well typed),
+/// followed by the decoded values of the claims the request path reads; the
+/// dates are numbers. Answers that need every claim (RFC 7662 introspection,
+/// gRPC `include_claims`) are built from the JSON when asked.
 #[derive(Debug, Clone)]
 pub struct Claims {
-    map: Map<String, Value>,
-    exp: Option<f64>,
-    iat: Option<f64>,
-    nbf: Option<f64>,
+    buf: Box<str>,
+    json_len: u32,
+    spans: [Span; 6],
+    aud: Box<[Span]>,
+    /// `NaN` when absent.
+    exp: f64,
+    iat: f64,
+    nbf: f64,
+    flags: u8,
+}
+
+fn date(map: &Map<String, Value>, name: &str) -> Result<f64, Reason> {
+    match map.get(name) {
+        None => Ok(f64::NAN),
+        Some(Value::Number(n)) => n.as_f64().ok_or(Reason::BadClaims),
+        Some(_) => Err(Reason::BadClaims),
+    }
+}
+
+fn present(x: f64) -> Option<f64> {
+    (!x.is_nan()).then_some(x)
 }
 
 impl Claims {
@@ -27,59 +77,182 @@ impl Claims {
                 return Err(Reason::BadClaims);
             }
         }
-        match map.get("aud") {
-            None | Some(Value::String(_)) => {}
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
+        let audiences: Vec<&str> = match map.get("aud") {
+            None => Vec::new(),
+            Some(Value::String(a)) => vec![a],
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
+                items.iter().filter_map(Value::as_str).collect()
+            }
             Some(_) => return Err(Reason::BadClaims),
-        }
-        let date = |name| match map.get(name) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n.as_f64().map(Some).ok_or(Reason::BadClaims),
-            Some(_) => Err(Reason::BadClaims),
         };
-        let (exp, iat, nbf) = (date("exp")?, date("iat")?, date("nbf")?);
-        Ok(Claims { map, exp, iat, nbf })
+        let (exp, iat, nbf) = (date(&map, "exp")?, date(&map, "iat")?, date(&map, "nbf")?);
+        // Valid JSON is UTF-8.
+        let json = std::str::from_utf8(payload).map_err(|_| Reason::BadClaims)?;
+        let json = json.trim();
+
+        let text = |name: &str| map.get(name).and_then(Value::as_str);
+        let scope = match map.get("scope").or_else(|| map.get("scp")) {
+            Some(Value::String(s)) => Some(std::borrow::Cow::Borrowed(s.as_str())),
+            Some(Value::Array(items)) => Some(std::borrow::Cow::Owned(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            )),
+            _ => None,
+        };
+        let values: [Option<&str>; 6] = [
+            text("iss"),
+            text("sub"),
+            text("jti"),
+            text("client_id").or_else(|| text("azp")),
+            scope.as_deref(),
+            text("username"),
+        ];
+        let extra: usize = values.iter().flatten().map(|v| v.len()).sum::<usize>()
+            + audiences.iter().map(|a| a.len()).sum::<usize>();
+        let mut buf = String::with_capacity(json.len() + extra);
+        buf.push_str(json);
+        let too_long = |_| Reason::BadClaims;
+        let push = |buf: &mut String, value: &str| -> Result<Span, Reason> {
+            let start = u32::try_from(buf.len()).map_err(too_long)?;
+            buf.push_str(value);
+            Ok(Span {
+                start,
+                len: u32::try_from(value.len()).map_err(too_long)?,
+            })
+        };
+        let mut spans = [Span::NONE; 6];
+        for (slot, value) in spans.iter_mut().zip(values) {
+            if let Some(value) = value {
+                *slot = push(&mut buf, value)?;
+            }
+        }
+        let aud = audiences
+            .iter()
+            .map(|a| push(&mut buf, a))
+            .collect::<Result<Box<[Span]>, Reason>>()?;
+        let mut flags = 0;
+        if map.contains_key("client_id") {
+            flags |= HAS_CLIENT_ID;
+        }
+        if map.contains_key("scope") {
+            flags |= HAS_SCOPE;
+        }
+        if map.contains_key("active") || map.contains_key("token_type") {
+            flags |= HAS_ANSWER_MEMBERS;
+        }
+        Ok(Claims {
+            json_len: u32::try_from(json.len()).map_err(too_long)?,
+            buf: buf.into_boxed_str(),
+            spans,
+            aud,
+            exp,
+            iat,
+            nbf,
+            flags,
+        })
     }
 
-    pub fn map(&self) -> &Map<String, Value> {
-        &self.map
+    /// The payload JSON as the token carried it.
+    pub fn json(&self) -> &str {
+        &self.buf[..self.json_len as usize]
     }
 
-    fn str_claim(&self, name: &str) -> Option<&str> {
-        self.map.get(name).and_then(Value::as_str)
+    /// Every claim, parsed from the payload again: for answers that return them all.
+    pub fn to_map(&self) -> Map<String, Value> {
+        serde_json::from_str(self.json()).unwrap_or_default()
+    }
+
+    fn text(&self, span: Span) -> Option<&str> {
+        if span.start == u32::MAX {
+            return None;
+        }
+        self.buf
+            .get(span.start as usize..span.start as usize + span.len as usize)
     }
 
     pub fn iss(&self) -> Option<&str> {
-        self.str_claim("iss")
+        self.text(self.spans[ISS])
     }
     pub fn sub(&self) -> Option<&str> {
-        self.str_claim("sub")
+        self.text(self.spans[SUB])
     }
     pub fn jti(&self) -> Option<&str> {
-        self.str_claim("jti")
+        self.text(self.spans[JTI])
     }
     /// `client_id` (RFC 9068), or `azp` as OIDC providers name it.
     pub fn client_id(&self) -> Option<&str> {
-        self.str_claim("client_id")
-            .or_else(|| self.str_claim("azp"))
+        self.text(self.spans[CLIENT_ID])
     }
-    pub fn exp(&self) -> Option<f64> {
-        self.exp
-    }
-    pub fn iat(&self) -> Option<f64> {
-        self.iat
-    }
-
     /// Scopes as one space-separated string: `scope` (RFC 8693), or `scp` as a
     /// string or array (Okta, Azure AD).
-    pub fn scope(&self) -> Option<String> {
-        match self.map.get("scope").or_else(|| self.map.get("scp"))? {
-            Value::String(s) => Some(s.clone()),
-            Value::Array(items) => {
-                let parts: Vec<&str> = items.iter().filter_map(Value::as_str).collect();
-                Some(parts.join(" "))
-            }
-            _ => None,
+    pub fn scope(&self) -> Option<&str> {
+        self.text(self.spans[SCOPE])
+    }
+    pub fn username(&self) -> Option<&str> {
+        self.text(self.spans[USERNAME])
+    }
+    /// `aud`, whether sent as a string or an array.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.aud.iter().filter_map(|span| self.text(*span))
+    }
+    pub fn exp(&self) -> Option<f64> {
+        present(self.exp)
+    }
+    pub fn iat(&self) -> Option<f64> {
+        present(self.iat)
+    }
+    pub fn nbf(&self) -> Option<f64> {
+        present(self.nbf)
+    }
+
+    /// The RFC 7662 §2.2 answer for an active token: every claim the token
+    /// carries, plus `active` and `token_type`, and `client_id` / `scope`
+    /// filled from `azp` / `scp` where the IdP uses those. Spliced onto the
+    /// token's own JSON without parsing it again, unless the token itself
+    /// carries `active` or `token_type` (then tokend's values replace them).
+    pub fn introspection_json(&self) -> Vec<u8> {
+        let json = self.json();
+        if self.flags & HAS_ANSWER_MEMBERS != 0 {
+            let mut map = self.to_map();
+            map.insert("active".into(), Value::Bool(true));
+            map.insert("token_type".into(), Value::String("Bearer".into()));
+            self.fill_from_aliases(|k, v| {
+                map.insert(k.into(), Value::String(v.into()));
+            });
+            return serde_json::to_vec(&map).unwrap_or_default();
+        }
+        let mut out = Vec::with_capacity(json.len() + 48);
+        out.extend_from_slice(br#"{"active":true,"token_type":"Bearer""#);
+        self.fill_from_aliases(|k, v| {
+            out.extend_from_slice(b",\"");
+            out.extend_from_slice(k.as_bytes());
+            out.extend_from_slice(b"\":");
+            // A string always serializes.
+            let _ = serde_json::to_writer(&mut out, v);
+        });
+        // The payload is an object: `{` members `}`, possibly with whitespace.
+        let members = json[1..].trim_start();
+        if !members.starts_with('}') {
+            out.push(b',');
+        }
+        out.extend_from_slice(members.as_bytes());
+        out
+    }
+
+    /// `client_id` from `azp` and `scope` from `scp`, when the token lacks them.
+    fn fill_from_aliases(&self, mut put: impl FnMut(&str, &str)) {
+        if self.flags & HAS_CLIENT_ID == 0
+            && let Some(client) = self.client_id()
+        {
+            put("client_id", client);
+        }
+        if self.flags & HAS_SCOPE == 0
+            && let Some(scope) = self.scope()
+        {
+            put("scope", scope);
         }
     }
 
@@ -87,39 +260,40 @@ impl Claims {
     pub fn check(&self, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
         let now = now as f64;
         let leeway = policy.leeway_seconds as f64;
-        let exp = self.exp.ok_or(Reason::MissingExp)?;
+        let exp = self.exp().ok_or(Reason::MissingExp)?;
         if now >= exp + leeway {
             return Err(Reason::Expired);
         }
-        if self.nbf.is_some_and(|nbf| nbf > now + leeway) {
+        if self.nbf().is_some_and(|nbf| nbf > now + leeway) {
             return Err(Reason::NotYetValid);
         }
-        if self.iat.is_some_and(|iat| iat > now + leeway) {
+        if self.iat().is_some_and(|iat| iat > now + leeway) {
             return Err(Reason::IssuedInFuture);
         }
         if policy.max_lifetime_seconds > 0 {
-            let lifetime = exp - self.iat.unwrap_or(now);
+            let lifetime = exp - self.iat().unwrap_or(now);
             if lifetime > policy.max_lifetime_seconds as f64 {
                 return Err(Reason::LifetimeTooLong);
             }
         }
-        if !policy.audiences.is_empty() {
-            let matches = |a: &str| policy.audiences.iter().any(|want| want == a);
-            let ok = match self.map.get("aud") {
-                Some(Value::String(a)) => matches(a),
-                Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).any(matches),
-                _ => false,
-            };
-            if !ok {
-                return Err(Reason::AudienceMismatch);
-            }
-        }
-        if policy
-            .required_claims
-            .iter()
-            .any(|c| !self.map.contains_key(c))
+        if !policy.audiences.is_empty()
+            && !self
+                .audiences()
+                .any(|a| policy.audiences.iter().any(|want| want == a))
         {
-            return Err(Reason::MissingRequiredClaim);
+            return Err(Reason::AudienceMismatch);
+        }
+        if !policy.required_claims.is_empty() {
+            // Rarely configured: the member names are read from the JSON again.
+            let members: std::collections::HashMap<std::borrow::Cow<str>, serde::de::IgnoredAny> =
+                serde_json::from_str(self.json()).unwrap_or_default();
+            if policy
+                .required_claims
+                .iter()
+                .any(|c| !members.contains_key(c.as_str()))
+            {
+                return Err(Reason::MissingRequiredClaim);
+            }
         }
         Ok(())
     }
@@ -287,8 +461,47 @@ mod tests {
     #[test]
     fn scope_from_scope_or_scp() {
         let c = Claims::parse(br#"{"scp":["read","write"]}"#).unwrap();
-        assert_eq!(c.scope().as_deref(), Some("read write"));
+        assert_eq!(c.scope(), Some("read write"));
         let c = Claims::parse(br#"{"scope":"a b","scp":"x"}"#).unwrap();
-        assert_eq!(c.scope().as_deref(), Some("a b"));
+        assert_eq!(c.scope(), Some("a b"));
+    }
+
+    fn answer(json: &str) -> Map<String, Value> {
+        let claims = Claims::parse(json.as_bytes()).unwrap();
+        serde_json::from_slice(&claims.introspection_json()).unwrap()
+    }
+
+    #[test]
+    fn introspection_answer_carries_every_claim_and_tokends_own_members() {
+        let a = answer(r#" { "sub" : "a\u00e9", "n": 1.5e3, "azp": "web", "scp": ["r", "w"] } "#);
+        assert_eq!(a["active"], true);
+        assert_eq!(a["token_type"], "Bearer");
+        assert_eq!(a["sub"], "a\u{e9}", "escapes decoded by the reader");
+        assert_eq!(a["n"], 1500.0);
+        assert_eq!(a["client_id"], "web", "from azp");
+        assert_eq!(a["scope"], "r w", "from scp");
+        assert_eq!(a.len(), 8);
+        let a = answer(r#"{}"#);
+        assert_eq!(a.len(), 2);
+        // A token cannot make its own answer say something else, nor say it twice.
+        for json in [
+            r#"{"active":false,"sub":"x"}"#,
+            r#"{"token_type":"mac","client_id":"c","azp":"d"}"#,
+        ] {
+            let claims = Claims::parse(json.as_bytes()).unwrap();
+            let raw = claims.introspection_json();
+            assert!(
+                crate::token::parse::parse_object(&raw).is_ok(),
+                "no member repeated in {json}"
+            );
+            let a: Map<String, Value> = serde_json::from_slice(&raw).unwrap();
+            assert_eq!(a["active"], true);
+            assert_eq!(a["token_type"], "Bearer");
+        }
+        assert_eq!(
+            answer(r#"{"token_type":"mac","client_id":"c","azp":"d"}"#)["client_id"],
+            "c",
+            "client_id wins over azp"
+        );
     }
 }

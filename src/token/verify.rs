@@ -41,11 +41,6 @@ pub struct Verified {
     /// Fingerprint of the key that verified the signature.
     pub key: u64,
     pub claims: Claims,
-    /// The RFC 7662 answer and the forward-auth identity headers, each
-    /// rendered on first use: a cached token's answers are built once, not per
-    /// request.
-    pub introspection: std::sync::OnceLock<bytes::Bytes>,
-    pub identity: std::sync::OnceLock<axum::http::HeaderMap>,
 }
 
 impl Verified {
@@ -55,8 +50,6 @@ impl Verified {
             alg,
             key,
             claims,
-            introspection: std::sync::OnceLock::new(),
-            identity: std::sync::OnceLock::new(),
         }
     }
 }

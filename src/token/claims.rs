@@ -38,15 +38,17 @@ const HAS_ANSWER_MEMBERS: u8 = 4;
 /// A token's claims, kept compact because verified tokens live in the cache:
 /// one buffer holds the payload JSON exactly as the token carried it (already
 /// checked: an object, no member repeated, registered claims well typed),
-/// followed by the decoded values of the claims the request path reads; the
-/// dates are numbers. Answers that need every claim (RFC 7662 introspection,
+/// followed by the decoded values of the claims the request path reads that do
+/// not appear verbatim in it; the dates are numbers. Answers that need every claim (RFC 7662 introspection,
 /// gRPC `include_claims`) are built from the JSON when asked.
 #[derive(Debug, Clone)]
 pub struct Claims {
     buf: Box<str>,
     json_len: u32,
     spans: [Span; 6],
-    aud: Box<[Span]>,
+    /// The first audience, and any others (most tokens name one: no allocation).
+    aud: Span,
+    more_aud: Box<[Span]>,
     /// `NaN` when absent.
     exp: f64,
     iat: f64,
@@ -110,29 +112,42 @@ impl Claims {
             scope.as_deref(),
             text("username"),
         ];
-        let extra: usize = values.iter().flatten().map(|v| v.len()).sum::<usize>()
-            + audiences.iter().map(|a| a.len()).sum::<usize>();
-        let mut buf = String::with_capacity(json.len() + extra);
+        // A value that appears verbatim in the JSON (most do: no escapes) is
+        // pointed at there; only the others are appended, decoded. Any
+        // occurrence will do: the bytes are the value's either way.
+        let mut buf = String::with_capacity(json.len() + 16);
         buf.push_str(json);
         let too_long = |_| Reason::BadClaims;
-        let push = |buf: &mut String, value: &str| -> Result<Span, Reason> {
-            let start = u32::try_from(buf.len()).map_err(too_long)?;
-            buf.push_str(value);
+        let locate = |buf: &mut String, value: &str| -> Result<Span, Reason> {
+            let start = match json.find(value) {
+                Some(at) => at,
+                None => {
+                    let at = buf.len();
+                    buf.push_str(value);
+                    at
+                }
+            };
             Ok(Span {
-                start,
+                start: u32::try_from(start).map_err(too_long)?,
                 len: u32::try_from(value.len()).map_err(too_long)?,
             })
         };
         let mut spans = [Span::NONE; 6];
         for (slot, value) in spans.iter_mut().zip(values) {
             if let Some(value) = value {
-                *slot = push(&mut buf, value)?;
+                *slot = locate(&mut buf, value)?;
             }
         }
-        let aud = audiences
-            .iter()
-            .map(|a| push(&mut buf, a))
-            .collect::<Result<Box<[Span]>, Reason>>()?;
+        let mut aud = Span::NONE;
+        let mut more_aud = Vec::new();
+        for (i, a) in audiences.iter().enumerate() {
+            let span = locate(&mut buf, a)?;
+            if i == 0 {
+                aud = span;
+            } else {
+                more_aud.push(span);
+            }
+        }
         let mut flags = 0;
         if map.contains_key("client_id") {
             flags |= HAS_CLIENT_ID;
@@ -148,6 +163,7 @@ impl Claims {
             buf: buf.into_boxed_str(),
             spans,
             aud,
+            more_aud: more_aud.into_boxed_slice(),
             exp,
             iat,
             nbf,
@@ -196,7 +212,9 @@ impl Claims {
     }
     /// `aud`, whether sent as a string or an array.
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.aud.iter().filter_map(|span| self.text(*span))
+        std::iter::once(self.aud)
+            .chain(self.more_aud.iter().copied())
+            .filter_map(|span| self.text(span))
     }
     pub fn exp(&self) -> Option<f64> {
         present(self.exp)
@@ -464,6 +482,24 @@ mod tests {
         assert_eq!(c.scope(), Some("read write"));
         let c = Claims::parse(br#"{"scope":"a b","scp":"x"}"#).unwrap();
         assert_eq!(c.scope(), Some("a b"));
+    }
+
+    #[test]
+    fn claims_read_back_decoded_whether_or_not_they_appear_verbatim() {
+        let c = Claims::parse(
+            br#"{"sub":"a\u00e9","iss":"x\"y","jti":"j-1","azp":"j","aud":["p","x\"y","q"],"username":"j-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.sub(), Some("a\u{e9}"));
+        assert_eq!(c.iss(), Some("x\"y"));
+        assert_eq!(c.jti(), Some("j-1"));
+        assert_eq!(c.client_id(), Some("j"));
+        assert_eq!(c.username(), Some("j-1"));
+        assert_eq!(c.scope(), None);
+        assert_eq!(c.audiences().collect::<Vec<_>>(), ["p", "x\"y", "q"]);
+        let c = Claims::parse(br#"{"aud":"only"}"#).unwrap();
+        assert_eq!(c.audiences().collect::<Vec<_>>(), ["only"]);
+        assert_eq!(Claims::parse(b"{}").unwrap().audiences().count(), 0);
     }
 
     fn answer(json: &str) -> Map<String, Value> {

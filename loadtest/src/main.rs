@@ -494,7 +494,8 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut handles = Vec::new();
     match args.rate {
         None => {
-            for w in 0..args.concurrency {
+            let workers = args.concurrency;
+            for w in 0..workers {
                 let (mut d, tokens, stop, done) =
                     (base.clone(), tokens.clone(), stop.clone(), done.clone());
                 handles.push(tokio::spawn(async move {
@@ -505,7 +506,9 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                         let result = d.send(&tokens, i).await;
                         record(&mut tally, result, t0.elapsed());
                         done.fetch_add(1, Ordering::Relaxed);
-                        i += 1;
+                        // Strided: together the workers walk the pool in order,
+                        // so N distinct tokens come round once every N requests.
+                        i += workers;
                     }
                     tally
                 }));

@@ -3,9 +3,145 @@
 
 use serde_json::{Map, Value};
 
-use super::parse::parse_object;
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use std::fmt;
+
+use super::parse::{Members, StrictIgnored, Text, duplicate, is_duplicate, skip_members};
 use super::reason::Reason;
 use crate::config::IssuerConfig;
+
+/// The payload as one pass over it reads it: the claims tokend acts on, each
+/// member name checked against repeats, and everything else validated (no
+/// member repeated at any depth) without being kept. Strings without escapes
+/// stay borrowed from the payload.
+#[derive(Default)]
+struct Read<'de> {
+    iss: Option<Claim<'de>>,
+    sub: Option<Claim<'de>>,
+    jti: Option<Claim<'de>>,
+    client_id: Option<Claim<'de>>,
+    azp: Option<Claim<'de>>,
+    scope: Option<Claim<'de>>,
+    scp: Option<Claim<'de>>,
+    username: Option<Claim<'de>>,
+    aud: Option<Claim<'de>>,
+    exp: Option<Claim<'de>>,
+    iat: Option<Claim<'de>>,
+    nbf: Option<Claim<'de>>,
+    flags: u8,
+}
+
+/// One claim's value, as far as tokend cares.
+enum Claim<'de> {
+    Text(Text<'de>),
+    Number(f64),
+    /// An array of strings only.
+    Texts(Vec<Text<'de>>),
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Read<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ReadVisitor;
+        impl<'de> Visitor<'de> for ReadVisitor {
+            type Value = Read<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Read<'de>, A::Error> {
+                let mut read = Read::default();
+                let mut members = Members::default();
+                while let Some(name) = access.next_key::<Text>()? {
+                    if !members.insert(&name) {
+                        return Err(duplicate(&name));
+                    }
+                    let slot = match &*name {
+                        "iss" => &mut read.iss,
+                        "sub" => &mut read.sub,
+                        "jti" => &mut read.jti,
+                        "client_id" => &mut read.client_id,
+                        "azp" => &mut read.azp,
+                        "scope" => &mut read.scope,
+                        "scp" => &mut read.scp,
+                        "username" => &mut read.username,
+                        "aud" => &mut read.aud,
+                        "exp" => &mut read.exp,
+                        "iat" => &mut read.iat,
+                        "nbf" => &mut read.nbf,
+                        other => {
+                            if matches!(other, "active" | "token_type") {
+                                read.flags |= HAS_ANSWER_MEMBERS;
+                            }
+                            access.next_value::<StrictIgnored>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(access.next_value::<Claim>()?);
+                }
+                read.flags |= if read.client_id.is_some() {
+                    HAS_CLIENT_ID
+                } else {
+                    0
+                };
+                read.flags |= if read.scope.is_some() { HAS_SCOPE } else { 0 };
+                Ok(read)
+            }
+        }
+        deserializer.deserialize_map(ReadVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Claim<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ClaimVisitor;
+        impl<'de> Visitor<'de> for ClaimVisitor {
+            type Value = Claim<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Claim<'de>, E> {
+                Ok(Claim::Text(Text::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Claim<'de>, E> {
+                Ok(Claim::Text(Text::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Claim<'de>, E> {
+                Ok(Claim::Text(Text::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Claim<'de>, E> {
+                Ok(Claim::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Claim<'de>, E> {
+                Ok(Claim::Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Claim<'de>, E> {
+                Ok(Claim::Number(v))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Claim<'de>, E> {
+                Ok(Claim::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim<'de>, A::Error> {
+                let mut texts = Some(Vec::new());
+                while let Some(item) = seq.next_element::<Claim>()? {
+                    match (item, &mut texts) {
+                        (Claim::Text(t), Some(list)) => list.push(t),
+                        _ => texts = None,
+                    }
+                }
+                Ok(texts.map_or(Claim::Other, Claim::Texts))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Claim<'de>, A::Error> {
+                skip_members(access)?;
+                Ok(Claim::Other)
+            }
+        }
+        deserializer.deserialize_any(ClaimVisitor)
+    }
+}
 
 /// Where a decoded claim sits in [`Claims::buf`]; `start == u32::MAX` is absent.
 #[derive(Debug, Clone, Copy)]
@@ -56,14 +192,6 @@ pub struct Claims {
     flags: u8,
 }
 
-fn date(map: &Map<String, Value>, name: &str) -> Result<f64, Reason> {
-    match map.get(name) {
-        None => Ok(f64::NAN),
-        Some(Value::Number(n)) => n.as_f64().ok_or(Reason::BadClaims),
-        Some(_) => Err(Reason::BadClaims),
-    }
-}
-
 fn present(x: f64) -> Option<f64> {
     (!x.is_nan()).then_some(x)
 }
@@ -73,59 +201,69 @@ impl Claims {
     /// `sub`, `jti` are strings, `aud` a string or array of strings, and `exp`,
     /// `nbf`, `iat` numbers.
     pub fn parse(payload: &[u8]) -> Result<Claims, Reason> {
-        let map = parse_object(payload).map_err(|e| e.unwrap_or(Reason::BadClaims))?;
-        for name in ["iss", "sub", "jti"] {
-            if map.get(name).is_some_and(|v| !v.is_string()) {
-                return Err(Reason::BadClaims);
-            }
-        }
-        let audiences: Vec<&str> = match map.get("aud") {
-            None => Vec::new(),
-            Some(Value::String(a)) => vec![a],
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-                items.iter().filter_map(Value::as_str).collect()
-            }
-            Some(_) => return Err(Reason::BadClaims),
+        let read: Read = match serde_json::from_slice::<Read>(payload) {
+            Ok(read) => read,
+            Err(e) if is_duplicate(&e) => return Err(Reason::DuplicateMember),
+            Err(_) => return Err(Reason::BadClaims),
         };
-        let (exp, iat, nbf) = (date(&map, "exp")?, date(&map, "iat")?, date(&map, "nbf")?);
         // Valid JSON is UTF-8.
         let json = std::str::from_utf8(payload).map_err(|_| Reason::BadClaims)?;
-        let json = json.trim();
+        let must_be_text = |claim: &Option<Claim>| match claim {
+            None | Some(Claim::Text(_)) => Ok(()),
+            Some(_) => Err(Reason::BadClaims),
+        };
+        must_be_text(&read.iss)?;
+        must_be_text(&read.sub)?;
+        must_be_text(&read.jti)?;
+        let audiences: &[Text] = match &read.aud {
+            None => &[],
+            Some(Claim::Text(a)) => std::slice::from_ref(a),
+            Some(Claim::Texts(items)) => items,
+            Some(_) => return Err(Reason::BadClaims),
+        };
+        let date = |claim: &Option<Claim>| match claim {
+            None => Ok(f64::NAN),
+            Some(Claim::Number(n)) => Ok(*n),
+            Some(_) => Err(Reason::BadClaims),
+        };
+        let (exp, iat, nbf) = (date(&read.exp)?, date(&read.iat)?, date(&read.nbf)?);
 
-        let text = |name: &str| map.get(name).and_then(Value::as_str);
-        let scope = match map.get("scope").or_else(|| map.get("scp")) {
-            Some(Value::String(s)) => Some(std::borrow::Cow::Borrowed(s.as_str())),
-            Some(Value::Array(items)) => Some(std::borrow::Cow::Owned(
-                items
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            )),
+        fn text<'a>(claim: &'a Option<Claim>) -> Option<&'a str> {
+            match claim {
+                Some(Claim::Text(t)) => Some(t),
+                _ => None,
+            }
+        }
+        let joined;
+        let scope = match read.scope.as_ref().or(read.scp.as_ref()) {
+            Some(Claim::Text(s)) => Some(&**s),
+            Some(Claim::Texts(items)) => {
+                joined = items.iter().map(|t| &**t).collect::<Vec<_>>().join(" ");
+                Some(joined.as_str())
+            }
             _ => None,
         };
         let values: [Option<&str>; 6] = [
-            text("iss"),
-            text("sub"),
-            text("jti"),
-            text("client_id").or_else(|| text("azp")),
-            scope.as_deref(),
-            text("username"),
+            text(&read.iss),
+            text(&read.sub),
+            text(&read.jti),
+            text(&read.client_id).or_else(|| text(&read.azp)),
+            scope,
+            text(&read.username),
         ];
-        // A value that appears verbatim in the JSON (most do: no escapes) is
-        // pointed at there; only the others are appended, decoded. Any
-        // occurrence will do: the bytes are the value's either way.
+        // A value read without escapes lies in the JSON already and is pointed
+        // at there; only the others are appended, decoded.
         let mut buf = String::with_capacity(json.len() + 16);
         buf.push_str(json);
         let too_long = |_| Reason::BadClaims;
         let locate = |buf: &mut String, value: &str| -> Result<Span, Reason> {
-            let start = match json.find(value) {
-                Some(at) => at,
-                None => {
-                    let at = buf.len();
-                    buf.push_str(value);
-                    at
-                }
+            let offset = (value.as_ptr() as usize).wrapping_sub(json.as_ptr() as usize);
+            let start = if json.get(offset..offset + value.len()) == Some(value) {
+                offset
+            } else {
+                let at = buf.len();
+                buf.push_str(value);
+                at
             };
             Ok(Span {
                 start: u32::try_from(start).map_err(too_long)?,
@@ -148,16 +286,6 @@ impl Claims {
                 more_aud.push(span);
             }
         }
-        let mut flags = 0;
-        if map.contains_key("client_id") {
-            flags |= HAS_CLIENT_ID;
-        }
-        if map.contains_key("scope") {
-            flags |= HAS_SCOPE;
-        }
-        if map.contains_key("active") || map.contains_key("token_type") {
-            flags |= HAS_ANSWER_MEMBERS;
-        }
         Ok(Claims {
             json_len: u32::try_from(json.len()).map_err(too_long)?,
             buf: buf.into_boxed_str(),
@@ -167,7 +295,7 @@ impl Claims {
             exp,
             iat,
             nbf,
-            flags,
+            flags: read.flags,
         })
     }
 
@@ -232,7 +360,7 @@ impl Claims {
     /// token's own JSON without parsing it again, unless the token itself
     /// carries `active` or `token_type` (then tokend's values replace them).
     pub fn introspection_json(&self) -> Vec<u8> {
-        let json = self.json();
+        let json = self.json().trim();
         if self.flags & HAS_ANSWER_MEMBERS != 0 {
             let mut map = self.to_map();
             map.insert("active".into(), Value::Bool(true));
@@ -482,6 +610,36 @@ mod tests {
         assert_eq!(c.scope(), Some("read write"));
         let c = Claims::parse(br#"{"scope":"a b","scp":"x"}"#).unwrap();
         assert_eq!(c.scope(), Some("a b"));
+    }
+
+    #[test]
+    fn a_member_repeated_at_any_depth_is_refused() {
+        let many: String = (0..40).map(|i| format!(r#""m{i}":{i},"#)).collect();
+        for json in [
+            r#"{"sub":"a","sub":"b"}"#.to_string(),
+            r#"{"a":1,"\u0061":2}"#.to_string(),
+            r#"{"x":{"k":1,"k":2}}"#.to_string(),
+            r#"{"x":[1,{"k":1,"k":2}]}"#.to_string(),
+            r#"{"aud":[{"k":1,"k":2}]}"#.to_string(),
+            r#"{"sub":{"k":1,"k":2}}"#.to_string(),
+            format!(r#"{{{many}"m7":0}}"#),
+            format!(r#"{{{many}"x":{{{many}"m39":1}}}}"#),
+        ] {
+            assert_eq!(
+                Claims::parse(json.as_bytes()).unwrap_err(),
+                Reason::DuplicateMember,
+                "{json}"
+            );
+        }
+        let fine = format!(r#"{{{many}"x":{{{many}"y":1}},"sub":"s"}}"#);
+        assert_eq!(Claims::parse(fine.as_bytes()).unwrap().sub(), Some("s"));
+        for bad in ["[]", "\"x\"", "{", r#"{"a":1}x"#, r#"{"a":"\u00"}"#] {
+            assert_eq!(
+                Claims::parse(bad.as_bytes()).unwrap_err(),
+                Reason::BadClaims,
+                "{bad}"
+            );
+        }
     }
 
     #[test]

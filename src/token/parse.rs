@@ -106,12 +106,143 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>, Option<Reason>> 
     match serde_json::from_slice::<StrictValue>(bytes) {
         Ok(StrictValue(Value::Object(map))) => Ok(map),
         Ok(_) => Err(None),
-        Err(e) if e.to_string().starts_with(DUPLICATE) => Err(Some(Reason::DuplicateMember)),
+        Err(e) if is_duplicate(&e) => Err(Some(Reason::DuplicateMember)),
         Err(_) => Err(None),
     }
 }
 
 const DUPLICATE: &str = "duplicate member";
+
+/// The error for a member that appears twice in one object.
+pub fn duplicate<E: de::Error>(name: &str) -> E {
+    E::custom(format_args!("{DUPLICATE} {name:?}"))
+}
+
+/// Whether a serde_json error is a repeated member.
+pub fn is_duplicate(error: &serde_json::Error) -> bool {
+    error.to_string().starts_with(DUPLICATE)
+}
+
+/// A JSON string as read: borrowed from the input when it holds no escapes.
+#[derive(Debug, Clone)]
+pub enum Text<'de> {
+    Borrowed(&'de str),
+    Owned(String),
+}
+
+impl std::ops::Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        match self {
+            Text::Borrowed(s) => s,
+            Text::Owned(s) => s,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Text<'de>, E> {
+                Ok(Text::Borrowed(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Text<'de>, E> {
+                Ok(Text::Owned(v.to_owned()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Text<'de>, E> {
+                Ok(Text::Owned(v))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
+}
+
+/// The member names of one object, to refuse a repeat: a short list while the
+/// object is small (most are), a hash set once it is not, so that a token
+/// crafted with many members costs linear time.
+#[derive(Default)]
+pub struct Members<'de> {
+    names: Vec<Text<'de>>,
+    many: Option<std::collections::HashSet<String>>,
+}
+
+impl<'de> Members<'de> {
+    /// Records `name`; false if the object already had it.
+    pub fn insert(&mut self, name: &Text<'de>) -> bool {
+        if let Some(set) = &mut self.many {
+            return set.insert(name.to_string());
+        }
+        if self.names.iter().any(|seen| **seen == **name) {
+            return false;
+        }
+        self.names.push(name.clone());
+        if self.names.len() > 16 {
+            self.many = Some(self.names.drain(..).map(|n| n.to_string()).collect());
+        }
+        true
+    }
+}
+
+/// Any JSON value, checked for repeated members at any depth, then dropped.
+pub struct StrictIgnored;
+
+impl<'de> Deserialize<'de> for StrictIgnored {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(IgnoredVisitor)
+    }
+}
+
+struct IgnoredVisitor;
+
+impl<'de> Visitor<'de> for IgnoredVisitor {
+    type Value = StrictIgnored;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<StrictIgnored, E> {
+        Ok(StrictIgnored)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<StrictIgnored, E> {
+        Ok(StrictIgnored)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<StrictIgnored, E> {
+        Ok(StrictIgnored)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<StrictIgnored, E> {
+        Ok(StrictIgnored)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<StrictIgnored, E> {
+        Ok(StrictIgnored)
+    }
+    fn visit_unit<E>(self) -> Result<StrictIgnored, E> {
+        Ok(StrictIgnored)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<StrictIgnored, A::Error> {
+        while seq.next_element::<StrictIgnored>()?.is_some() {}
+        Ok(StrictIgnored)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<StrictIgnored, A::Error> {
+        skip_members(access)
+    }
+}
+
+/// Reads the rest of an object, refusing a repeated member at any depth.
+pub fn skip_members<'de, A: MapAccess<'de>>(mut access: A) -> Result<StrictIgnored, A::Error> {
+    let mut members = Members::default();
+    while let Some(name) = access.next_key::<Text>()? {
+        if !members.insert(&name) {
+            return Err(duplicate(&name));
+        }
+        access.next_value::<StrictIgnored>()?;
+    }
+    Ok(StrictIgnored)
+}
 
 /// A `serde_json::Value` whose objects never repeat a member.
 pub struct StrictValue(pub Value);
@@ -163,7 +294,7 @@ impl<'de> Visitor<'de> for StrictVisitor {
         while let Some(key) = access.next_key::<String>()? {
             let StrictValue(value) = access.next_value()?;
             if map.contains_key(&key) {
-                return Err(de::Error::custom(format_args!("{DUPLICATE} {key:?}")));
+                return Err(duplicate(&key));
             }
             map.insert(key, value);
         }

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Map, Value, json};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -232,7 +233,7 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
         .map_err(|_| ApiError::InvalidRequest(format!("body larger than {limit} bytes")))?;
     let mut token = None;
     let mut hint = 0;
-    for (name, value) in url::form_urlencoded::parse(&body) {
+    for (name, value) in form_pairs(&body) {
         match name.as_ref() {
             "token" if token.is_some() => {
                 return Err(ApiError::InvalidRequest(
@@ -252,6 +253,21 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
     match token {
         Some(t) if !t.is_empty() => Ok(t),
         _ => Err(ApiError::InvalidRequest("missing token parameter".into())),
+    }
+}
+
+/// The pairs of an `application/x-www-form-urlencoded` body. A body with
+/// nothing to decode (no `%`, no `+`: a JWT never needs either) is split in
+/// place; only the others go through the general decoder, which showed up in
+/// a profile of `/introspect` at 6 % of tokend's CPU.
+fn form_pairs(body: &[u8]) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_> {
+    let plain = !body.iter().any(|b| matches!(b, b'%' | b'+'));
+    match std::str::from_utf8(body) {
+        Ok(text) if plain => Box::new(text.split('&').filter(|p| !p.is_empty()).map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            (Cow::Borrowed(name), Cow::Borrowed(value))
+        })),
+        _ => Box::new(url::form_urlencoded::parse(body)),
     }
 }
 
@@ -605,4 +621,29 @@ async fn lift_revocation(
     let caller = admit(&state, &request, Permission::Admin, "admin")?;
     revoke::lift(&state, id, &caller, &from).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn form_pairs_split_in_place_and_decode_the_same() {
+        for body in [
+            "token=a.b-c_d&token_type_hint=access_token",
+            "&&token=x==&=y&z",
+            "token=a%2Eb+c&x=%ZZ",
+            "token=\u{e9}t\u{e9}",
+        ] {
+            let fast: Vec<(String, String)> = super::form_pairs(body.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            let general: Vec<(String, String)> = url::form_urlencoded::parse(body.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(fast, general, "{body}");
+        }
+        assert!(
+            super::form_pairs(b"token=\xff").all(|(_, v)| v == "\u{fffd}"),
+            "invalid UTF-8 is decoded as the general decoder does"
+        );
+    }
 }

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! loadtest setup --alg ES256 --tokens 10000 --out /tmp/lt      # keys, tokens and a tokend config trusting them
+//! loadtest dev-tokens --alg ES256 --tokens 1000 --out /tmp/dev  # or tokens from a running `tokend serve --dev`
 //! loadtest run --target http-auth --url http://127.0.0.1:8080 --tokens /tmp/lt/tokens.txt --concurrency 32 --duration 10
 //! loadtest run --target grpc-batch --url http://127.0.0.1:50051 --tokens /tmp/lt/tokens.txt --batch 100 --rate 2000
 //! loadtest noop --addr 127.0.0.1:9999                           # the no-work HTTP server (the ceiling)
@@ -52,6 +53,20 @@ enum Command {
         http_port: u16,
         #[arg(long, default_value_t = 50051)]
         grpc_port: u16,
+    },
+    /// Fetch a token pool from a running `tokend serve --dev` (its `/dev/token`).
+    DevTokens {
+        /// tokend's HTTP address.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// RS256, ES256 or EdDSA (the development issuer's algorithms).
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        #[arg(long, default_value_t = 1_000)]
+        tokens: usize,
+        /// Where tokens.txt goes.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Drive load against a target.
     Run(RunArgs),
@@ -139,6 +154,12 @@ fn main() -> anyhow::Result<()> {
             http_port,
             grpc_port,
         } => setup(&alg, tokens, &out, http_port, grpc_port),
+        Command::DevTokens {
+            url,
+            alg,
+            tokens,
+            out,
+        } => runtime.block_on(dev_tokens(&url, &alg, tokens, &out)),
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Noop { addr } => runtime.block_on(noop(&addr)),
         Command::Handwritten { addr, jwks, issuer } => {
@@ -200,6 +221,48 @@ fn setup(
     std::fs::write(out.join("private.der"), signer.private_der())?;
     println!(
         "wrote {}/tokens.txt, jwks.json and tokend.toml",
+        out.display()
+    );
+    Ok(())
+}
+
+async fn dev_tokens(
+    url: &str,
+    alg: &str,
+    count: usize,
+    out: &std::path::Path,
+) -> anyhow::Result<()> {
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .build(hyper_util::client::legacy::connect::HttpConnector::new());
+    let endpoint = format!("{}/dev/token", url.trim_end_matches('/'));
+    let mut tokens = String::with_capacity(count * 400);
+    for i in 0..count {
+        let claims = json!({"alg": alg, "sub": format!("user-{i}"), "jti": format!("load-{i}")});
+        let request = hyper::Request::post(&endpoint)
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(claims.to_string())))?;
+        let response = client
+            .request(request)
+            .await
+            .with_context(|| format!("POST {endpoint}: is `tokend serve --dev` running?"))?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        if !status.is_success() {
+            bail!(
+                "POST {endpoint}: {status}: {}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+        tokens.push_str(std::str::from_utf8(&body)?.trim());
+        tokens.push('\n');
+        if i % 1_000 == 0 {
+            eprint!("\rfetched {i}/{count}");
+        }
+    }
+    std::fs::create_dir_all(out)?;
+    std::fs::write(out.join("tokens.txt"), tokens)?;
+    eprintln!(
+        "\rfetched {count} {alg} tokens into {}/tokens.txt",
         out.display()
     );
     Ok(())

@@ -36,8 +36,11 @@ struct Read<'de> {
 enum Claim<'de> {
     Text(Text<'de>),
     Number(f64),
-    /// An array of strings only.
-    Texts(Vec<Text<'de>>),
+    /// An array: its strings, and whether it held nothing else.
+    Array {
+        texts: Vec<Text<'de>>,
+        only_texts: bool,
+    },
     Other,
 }
 
@@ -71,7 +74,7 @@ impl<'de> Deserialize<'de> for Read<'de> {
                         "nbf" => &mut read.nbf,
                         other => {
                             if matches!(other, "active" | "token_type") {
-                                read.flags |= HAS_ANSWER_MEMBERS;
+                                read.flags |= RENDER_IN_FULL;
                             }
                             access.next_value::<StrictIgnored>()?;
                             continue;
@@ -79,12 +82,19 @@ impl<'de> Deserialize<'de> for Read<'de> {
                     };
                     *slot = Some(access.next_value::<Claim>()?);
                 }
-                read.flags |= if read.client_id.is_some() {
-                    HAS_CLIENT_ID
-                } else {
-                    0
-                };
-                read.flags |= if read.scope.is_some() { HAS_SCOPE } else { 0 };
+                // RFC 7662 has `client_id` and `scope` as strings: a token that
+                // carries them otherwise gets its answer rendered in full, with
+                // those members made strings or left out.
+                match read.client_id {
+                    Some(Claim::Text(_)) => read.flags |= HAS_CLIENT_ID,
+                    Some(_) => read.flags |= RENDER_IN_FULL,
+                    None => {}
+                }
+                match read.scope {
+                    Some(Claim::Text(_)) => read.flags |= HAS_SCOPE,
+                    Some(_) => read.flags |= RENDER_IN_FULL,
+                    None => {}
+                }
                 Ok(read)
             }
         }
@@ -125,14 +135,15 @@ impl<'de> Deserialize<'de> for Claim<'de> {
                 Ok(Claim::Other)
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim<'de>, A::Error> {
-                let mut texts = Some(Vec::new());
+                let mut texts = Vec::new();
+                let mut only_texts = true;
                 while let Some(item) = seq.next_element::<Claim>()? {
-                    match (item, &mut texts) {
-                        (Claim::Text(t), Some(list)) => list.push(t),
-                        _ => texts = None,
+                    match item {
+                        Claim::Text(t) => texts.push(t),
+                        _ => only_texts = false,
                     }
                 }
-                Ok(texts.map_or(Claim::Other, Claim::Texts))
+                Ok(Claim::Array { texts, only_texts })
             }
             fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Claim<'de>, A::Error> {
                 skip_members(access)?;
@@ -165,11 +176,14 @@ const CLIENT_ID: usize = 3;
 const SCOPE: usize = 4;
 const USERNAME: usize = 5;
 
-/// Payload members that tokend's own answers set (`client_id` and `scope` are
-/// filled from `azp` and `scp` only when the token lacks them).
+/// What the introspection answer needs to know about the payload's members
+/// (`client_id` and `scope` are filled from `azp` and `scp` only when the
+/// token has no string `client_id` / `scope`).
 const HAS_CLIENT_ID: u8 = 1;
 const HAS_SCOPE: u8 = 2;
-const HAS_ANSWER_MEMBERS: u8 = 4;
+/// The token has members named `active` or `token_type`, or a `client_id` or
+/// `scope` that is not a string.
+const RENDER_IN_FULL: u8 = 4;
 
 /// A token's claims, kept compact because verified tokens live in the cache:
 /// one buffer holds the payload JSON exactly as the token carried it (already
@@ -218,7 +232,10 @@ impl Claims {
         let audiences: &[Text] = match &read.aud {
             None => &[],
             Some(Claim::Text(a)) => std::slice::from_ref(a),
-            Some(Claim::Texts(items)) => items,
+            Some(Claim::Array {
+                texts,
+                only_texts: true,
+            }) => texts,
             Some(_) => return Err(Reason::BadClaims),
         };
         let date = |claim: &Option<Claim>| match claim {
@@ -237,8 +254,8 @@ impl Claims {
         let joined;
         let scope = match read.scope.as_ref().or(read.scp.as_ref()) {
             Some(Claim::Text(s)) => Some(&**s),
-            Some(Claim::Texts(items)) => {
-                joined = items.iter().map(|t| &**t).collect::<Vec<_>>().join(" ");
+            Some(Claim::Array { texts, .. }) => {
+                joined = texts.iter().map(|t| &**t).collect::<Vec<_>>().join(" ");
                 Some(joined.as_str())
             }
             _ => None,
@@ -247,7 +264,11 @@ impl Claims {
             text(&read.iss),
             text(&read.sub),
             text(&read.jti),
-            text(&read.client_id).or_else(|| text(&read.azp)),
+            // `azp` stands in only when there is no `client_id` at all.
+            match &read.client_id {
+                Some(_) => text(&read.client_id),
+                None => text(&read.azp),
+            },
             scope,
             text(&read.username),
         ];
@@ -258,7 +279,10 @@ impl Claims {
         let too_long = |_| Reason::BadClaims;
         let locate = |buf: &mut String, value: &str| -> Result<Span, Reason> {
             let offset = (value.as_ptr() as usize).wrapping_sub(json.as_ptr() as usize);
-            let start = if json.get(offset..offset + value.len()) == Some(value) {
+            let inside = offset
+                .checked_add(value.len())
+                .and_then(|end| json.get(offset..end));
+            let start = if inside == Some(value) {
                 offset
             } else {
                 let at = buf.len();
@@ -358,16 +382,21 @@ impl Claims {
     /// carries, plus `active` and `token_type`, and `client_id` / `scope`
     /// filled from `azp` / `scp` where the IdP uses those. Spliced onto the
     /// token's own JSON without parsing it again, unless the token itself
-    /// carries `active` or `token_type` (then tokend's values replace them).
+    /// carries `active` or `token_type` (tokend's values replace them) or a
+    /// `client_id` / `scope` that is not a string (made one, or left out, so
+    /// that the answer says what the identity headers say).
     pub fn introspection_json(&self) -> Vec<u8> {
         let json = self.json().trim();
-        if self.flags & HAS_ANSWER_MEMBERS != 0 {
+        if self.flags & RENDER_IN_FULL != 0 {
             let mut map = self.to_map();
             map.insert("active".into(), Value::Bool(true));
             map.insert("token_type".into(), Value::String("Bearer".into()));
-            self.fill_from_aliases(|k, v| {
-                map.insert(k.into(), Value::String(v.into()));
-            });
+            for (name, value) in [("client_id", self.client_id()), ("scope", self.scope())] {
+                match value {
+                    Some(v) => map.insert(name.into(), Value::String(v.into())),
+                    None => map.remove(name),
+                };
+            }
             return serde_json::to_vec(&map).unwrap_or_default();
         }
         let mut out = Vec::with_capacity(json.len() + 48);
@@ -454,8 +483,12 @@ pub fn typ_accepted(typ: Option<&str>, accepted: &[String]) -> bool {
     let Some(typ) = typ else { return false };
     let short = |t: &str| {
         let t = t.trim();
-        if t.len() > 12 && t[..12].eq_ignore_ascii_case("application/") {
-            t[12..].to_owned()
+        // `get`: byte 12 may fall inside a character of an attacker's `typ`.
+        if t.len() > 12
+            && let (Some(prefix), Some(rest)) = (t.get(..12), t.get(12..))
+            && prefix.eq_ignore_ascii_case("application/")
+        {
+            rest.to_owned()
         } else {
             t.to_owned()
         }
@@ -602,6 +635,11 @@ mod tests {
         assert!(!typ_accepted(Some("id+jwt"), &accepted));
         assert!(!typ_accepted(None, &accepted));
         assert!(typ_accepted(None, &[]));
+        assert!(
+            !typ_accepted(Some("aaaaaaaaaaa\u{e9}"), &accepted),
+            "a multi-byte character across the prefix's end"
+        );
+        assert!(!typ_accepted(Some("applicatio\u{e9}at+jwt"), &accepted));
     }
 
     #[test]
@@ -696,6 +734,23 @@ mod tests {
             answer(r#"{"token_type":"mac","client_id":"c","azp":"d"}"#)["client_id"],
             "c",
             "client_id wins over azp"
+        );
+        // What the answer says is what the identity headers say.
+        let c = Claims::parse(br#"{"client_id":5,"azp":"evil","scope":["a",1,"b"]}"#).unwrap();
+        assert_eq!(
+            c.client_id(),
+            None,
+            "azp does not stand in for a client_id of another type"
+        );
+        assert_eq!(c.scope(), Some("a b"));
+        let a: Map<String, Value> = serde_json::from_slice(&c.introspection_json()).unwrap();
+        assert!(a.get("client_id").is_none(), "{a:?}");
+        assert_eq!(a["scope"], "a b");
+        assert_eq!(a["azp"], "evil");
+        let a = answer(r#"{"scope":{"x":1},"scp":"r"}"#);
+        assert!(
+            a.get("scope").is_none(),
+            "a scope that is no string is left out: {a:?}"
         );
     }
 }

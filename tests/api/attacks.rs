@@ -416,3 +416,41 @@ async fn a_storm_of_random_kids_costs_one_refresh() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_typ_cut_inside_a_character_is_an_answer_not_a_crash() {
+    // A forged token whose `typ` puts a multi-byte character across byte 12,
+    // where tokend looks for "application/": read before any signature check.
+    let key = signer(Algorithm::ES256, "k1");
+    let (_idp, app) = setup(&[&key], "token_types = [\"at+jwt\"]").await;
+    let honest = key.sign_with_header(
+        Algorithm::ES256,
+        &json!({"alg": "ES256", "kid": "k1", "typ": "application/at+jwt"}),
+        &claims(ISS),
+    );
+    assert!(app.is_active(&honest).await);
+    let forger = Signer::generate(Algorithm::ES256, "k1");
+    for typ in [
+        "aaaaaaaaaaa\u{e9}",
+        "applicatio\u{e9}at+jwt",
+        "\u{1f600}\u{1f600}\u{1f600}\u{1f600}",
+    ] {
+        let token = forger.sign_with_header(
+            Algorithm::ES256,
+            &json!({"alg": "ES256", "kid": "k1", "typ": typ}),
+            &claims(ISS),
+        );
+        assert_eq!(
+            app.introspect(&token).await,
+            json!({"active": false}),
+            "{typ}"
+        );
+        let auth = reqwest::Client::new()
+            .get(format!("http://{}/auth", app.app.http_addr))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(auth.status(), 401, "{typ}");
+    }
+}

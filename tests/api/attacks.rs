@@ -454,3 +454,130 @@ async fn a_typ_cut_inside_a_character_is_an_answer_not_a_crash() {
         assert_eq!(auth.status(), 401, "{typ}");
     }
 }
+
+/// Random JSON in the shapes an attacker tries: every type in every place,
+/// non-ASCII text, escapes, deep nesting.
+fn random_value(rng: &mut rand::rngs::StdRng, depth: u32) -> Value {
+    use rand::Rng;
+    let text = |rng: &mut rand::rngs::StdRng| -> String {
+        const PIECES: [&str; 14] = [
+            "a",
+            "abc",
+            "application/",
+            "at+jwt",
+            "\u{e9}",
+            "\u{1f600}",
+            "\"",
+            "\\",
+            "\u{0}",
+            " ",
+            "k1",
+            ISS,
+            "\u{7ff}",
+            "\u{20ac}",
+        ];
+        (0..rng.random_range(0..12))
+            .map(|_| PIECES[rng.random_range(0..PIECES.len())])
+            .collect()
+    };
+    match rng.random_range(0..if depth > 3 { 6 } else { 8 }) {
+        0 => Value::Null,
+        1 => json!(rng.random_bool(0.5)),
+        2 => json!(rng.random::<i64>() >> rng.random_range(0..64)),
+        3 => json!(rng.random::<f64>() * 1e12 - 5e11),
+        4 | 5 => json!(text(rng)),
+        6 => Value::Array(
+            (0..rng.random_range(0..4))
+                .map(|_| random_value(rng, depth + 1))
+                .collect(),
+        ),
+        _ => Value::Object(
+            (0..rng.random_range(0..4))
+                .map(|_| (text(rng), random_value(rng, depth + 1)))
+                .collect(),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
+    use rand::{Rng, SeedableRng};
+    let key = signer(Algorithm::ES256, "k1");
+    let (_idp, app) = setup(&[&key], "token_types = [\"at+jwt\"]").await;
+    let verifier = app.app.state.verifier.clone();
+    // A fresh seed each run, printed (shown when the test fails); set
+    // TOKEND_FUZZ_SEED to replay one.
+    let seed = std::env::var("TOKEND_FUZZ_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    println!("TOKEND_FUZZ_SEED={seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let members = [
+        "iss",
+        "sub",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "jti",
+        "scope",
+        "scp",
+        "client_id",
+        "azp",
+        "username",
+        "active",
+        "token_type",
+    ];
+    let mut active = 0;
+    for i in 0..10_000 {
+        let mut header = json!({"alg": "ES256", "kid": "k1", "typ": "at+jwt"});
+        let mut body = claims(ISS);
+        for _ in 0..rng.random_range(0..3) {
+            let name = ["alg", "kid", "typ", "crit", "jku", "x"][rng.random_range(0..6)];
+            header[name] = random_value(&mut rng, 0);
+        }
+        for _ in 0..rng.random_range(0..4) {
+            let name = members[rng.random_range(0..members.len())];
+            body[name] = random_value(&mut rng, 0);
+        }
+        let (mut h, mut p) = (header.to_string(), body.to_string());
+        if rng.random_bool(0.1) {
+            // A member repeated, as raw text (a JSON library would merge it).
+            let name = members[rng.random_range(0..members.len())];
+            p = format!("{{\"{name}\":1,{}", &p[1..]);
+        }
+        if rng.random_bool(0.05) {
+            h = format!("{{\"alg\":\"ES256\",{}", &h[1..]);
+        }
+        let token = match rng.random_range(0..10) {
+            // signed with the issuer's key: reaches the claim rules and the answers
+            0..=5 => key.sign_parts(Algorithm::ES256, &h, &p),
+            6 | 7 => format!("{}.{}.{}", b64(&h), b64(&p), b64(rng.random::<[u8; 32]>())),
+            // arbitrary text
+            _ => (0..rng.random_range(0..200))
+                .map(|_| char::from_u32(rng.random_range(0..0x800)).unwrap_or('.'))
+                .collect(),
+        };
+        if let tokend::token::Verdict::Active(verified) = verifier.check(&token, now()).await {
+            active += 1;
+            let answer = tokend::api::http::introspection_json(&verified);
+            let parsed = tokend::token::parse::parse_object(&answer)
+                .unwrap_or_else(|e| panic!("seed {seed}, token {i}: answer {answer:?}: {e:?}"));
+            assert_eq!(parsed["active"], true, "seed {seed}, token {i}");
+            assert_eq!(parsed["token_type"], "Bearer");
+            let headers = tokend::api::http::identity_headers(&verified);
+            let client = headers["x-auth-client-id"].to_str().unwrap_or("");
+            assert!(
+                client.is_empty()
+                    || parsed.get("client_id").and_then(Value::as_str) == Some(client),
+                "seed {seed}, token {i}: the answer's client_id is the header's"
+            );
+            tokend::api::grpc::introspect_response(&tokend::token::Verdict::Active(verified), true);
+        }
+    }
+    assert!(
+        active > 100,
+        "the signed tokens reached the answers ({active})"
+    );
+}

@@ -261,7 +261,8 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
 /// place; only the others go through the general decoder, which showed up in
 /// a profile of `/introspect` at 6 % of tokend's CPU.
 fn form_pairs(body: &[u8]) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_> {
-    let plain = !body.iter().any(|b| matches!(b, b'%' | b'+'));
+    // `contains` on bytes is a memchr: two of those beat one byte-by-byte scan.
+    let plain = !body.contains(&b'%') && !body.contains(&b'+');
     match std::str::from_utf8(body) {
         Ok(text) if plain => Box::new(text.split('&').filter(|p| !p.is_empty()).map(|pair| {
             let (name, value) = pair.split_once('=').unwrap_or((pair, ""));

@@ -4,10 +4,10 @@
 use serde_json::{Map, Value};
 
 use serde::Deserialize;
-use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, Visitor};
 use std::fmt;
 
-use super::parse::{Members, StrictIgnored, Text, duplicate, is_duplicate, skip_members};
+use super::parse::{Member as Claim, Members, StrictIgnored, Text, duplicate, is_duplicate};
 use super::reason::Reason;
 use crate::config::IssuerConfig;
 
@@ -30,18 +30,6 @@ struct Read<'de> {
     iat: Option<Claim<'de>>,
     nbf: Option<Claim<'de>>,
     flags: u8,
-}
-
-/// One claim's value, as far as tokend cares.
-enum Claim<'de> {
-    Text(Text<'de>),
-    Number(f64),
-    /// An array: its strings, and whether it held nothing else.
-    Array {
-        texts: Vec<Text<'de>>,
-        only_texts: bool,
-    },
-    Other,
 }
 
 impl<'de> Deserialize<'de> for Read<'de> {
@@ -99,58 +87,6 @@ impl<'de> Deserialize<'de> for Read<'de> {
             }
         }
         deserializer.deserialize_map(ReadVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for Claim<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ClaimVisitor;
-        impl<'de> Visitor<'de> for ClaimVisitor {
-            type Value = Claim<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON value")
-            }
-            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Claim<'de>, E> {
-                Ok(Claim::Text(Text::Borrowed(v)))
-            }
-            fn visit_str<E>(self, v: &str) -> Result<Claim<'de>, E> {
-                Ok(Claim::Text(Text::Owned(v.to_owned())))
-            }
-            fn visit_string<E>(self, v: String) -> Result<Claim<'de>, E> {
-                Ok(Claim::Text(Text::Owned(v)))
-            }
-            fn visit_i64<E>(self, v: i64) -> Result<Claim<'de>, E> {
-                Ok(Claim::Number(v as f64))
-            }
-            fn visit_u64<E>(self, v: u64) -> Result<Claim<'de>, E> {
-                Ok(Claim::Number(v as f64))
-            }
-            fn visit_f64<E>(self, v: f64) -> Result<Claim<'de>, E> {
-                Ok(Claim::Number(v))
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<Claim<'de>, E> {
-                Ok(Claim::Other)
-            }
-            fn visit_unit<E>(self) -> Result<Claim<'de>, E> {
-                Ok(Claim::Other)
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Claim<'de>, A::Error> {
-                let mut texts = Vec::new();
-                let mut only_texts = true;
-                while let Some(item) = seq.next_element::<Claim>()? {
-                    match item {
-                        Claim::Text(t) => texts.push(t),
-                        _ => only_texts = false,
-                    }
-                }
-                Ok(Claim::Array { texts, only_texts })
-            }
-            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Claim<'de>, A::Error> {
-                skip_members(access)?;
-                Ok(Claim::Other)
-            }
-        }
-        deserializer.deserialize_any(ClaimVisitor)
     }
 }
 

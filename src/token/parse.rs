@@ -69,10 +69,62 @@ pub fn b64_decode(segment: &str) -> Result<Vec<u8>, Reason> {
         .map_err(|_| Reason::BadBase64)
 }
 
+/// The protected header as one pass over it reads it: `alg`, `kid`, `typ`,
+/// whether `crit` is there, and every member checked against repeats at any
+/// depth; nothing else is kept.
+#[derive(Default)]
+struct HeaderRead<'de> {
+    alg: Option<Member<'de>>,
+    kid: Option<Member<'de>>,
+    typ: Option<Member<'de>>,
+    crit: bool,
+}
+
+impl<'de> Deserialize<'de> for HeaderRead<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HeaderVisitor;
+        impl<'de> Visitor<'de> for HeaderVisitor {
+            type Value = HeaderRead<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> Result<HeaderRead<'de>, A::Error> {
+                let mut read = HeaderRead::default();
+                let mut members = Members::default();
+                while let Some(name) = access.next_key::<Text>()? {
+                    if !members.insert(&name) {
+                        return Err(duplicate(&name));
+                    }
+                    let slot = match &*name {
+                        "alg" => &mut read.alg,
+                        "kid" => &mut read.kid,
+                        "typ" => &mut read.typ,
+                        other => {
+                            read.crit |= other == "crit";
+                            access.next_value::<StrictIgnored>()?;
+                            continue;
+                        }
+                    };
+                    *slot = Some(access.next_value::<Member>()?);
+                }
+                Ok(read)
+            }
+        }
+        deserializer.deserialize_map(HeaderVisitor)
+    }
+}
+
 fn parse_header(bytes: &[u8]) -> Result<Header, Reason> {
-    let map = parse_object(bytes).map_err(|e| e.unwrap_or(Reason::BadHeader))?;
-    let alg = match map.get("alg") {
-        Some(Value::String(name)) => match Algorithm::from_name(name) {
+    let read = match serde_json::from_slice::<HeaderRead>(bytes) {
+        Ok(read) => read,
+        Err(e) if is_duplicate(&e) => return Err(Reason::DuplicateMember),
+        Err(_) => return Err(Reason::BadHeader),
+    };
+    let alg = match &read.alg {
+        Some(Member::Text(name)) => match Algorithm::from_name(name) {
             Some(alg) => alg,
             None if name.eq_ignore_ascii_case("none") => return Err(Reason::AlgNone),
             None => return Err(Reason::UnsupportedAlg),
@@ -81,19 +133,19 @@ fn parse_header(bytes: &[u8]) -> Result<Header, Reason> {
     };
     // tokend implements no JWS extension, so any `crit` is one it does not understand
     // (RFC 7515 §4.1.11); an empty or malformed `crit` is invalid as well.
-    if map.contains_key("crit") {
+    if read.crit {
         return Err(Reason::CritUnsupported);
     }
-    let kid = optional_string(&map, "kid").ok_or(Reason::BadHeader)?;
-    let typ = optional_string(&map, "typ").ok_or(Reason::BadHeader)?;
+    let kid = optional_string(read.kid).ok_or(Reason::BadHeader)?;
+    let typ = optional_string(read.typ).ok_or(Reason::BadHeader)?;
     Ok(Header { alg, kid, typ })
 }
 
 /// `Some(None)` when absent, `Some(Some(s))` for a string, `None` for any other type.
-fn optional_string(map: &Map<String, Value>, name: &str) -> Option<Option<String>> {
-    match map.get(name) {
+fn optional_string(member: Option<Member>) -> Option<Option<String>> {
+    match member {
         None => Some(None),
-        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(Member::Text(s)) => Some(Some(s.to_string())),
         Some(_) => None,
     }
 }
@@ -185,6 +237,70 @@ impl<'de> Members<'de> {
             self.many = Some(self.names.drain(..).map(|n| n.to_string()).collect());
         }
         true
+    }
+}
+
+/// A member's value, as far as tokend cares (header parameters, claims).
+pub enum Member<'de> {
+    Text(Text<'de>),
+    Number(f64),
+    /// An array: its strings, and whether it held nothing else.
+    Array {
+        texts: Vec<Text<'de>>,
+        only_texts: bool,
+    },
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Member<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+        impl<'de> Visitor<'de> for MemberVisitor {
+            type Value = Member<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Member<'de>, E> {
+                Ok(Member::Text(Text::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Member<'de>, E> {
+                Ok(Member::Text(Text::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Member<'de>, E> {
+                Ok(Member::Text(Text::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Member<'de>, E> {
+                Ok(Member::Number(v as f64))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Member<'de>, E> {
+                Ok(Member::Number(v as f64))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Member<'de>, E> {
+                Ok(Member::Number(v))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Member<'de>, E> {
+                Ok(Member::Other)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Member<'de>, A::Error> {
+                let mut texts = Vec::new();
+                let mut only_texts = true;
+                while let Some(item) = seq.next_element::<Member>()? {
+                    match item {
+                        Member::Text(t) => texts.push(t),
+                        _ => only_texts = false,
+                    }
+                }
+                Ok(Member::Array { texts, only_texts })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, access: A) -> Result<Member<'de>, A::Error> {
+                skip_members(access)?;
+                Ok(Member::Other)
+            }
+        }
+        deserializer.deserialize_any(MemberVisitor)
     }
 }
 

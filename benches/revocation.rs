@@ -4,22 +4,13 @@
 //!
 //! `cargo bench --bench revocation`
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use tokend::revocation::{Entry, LocalCopy, TokenId};
 
 const ENTRIES: usize = 1_000_000;
 const ISS: &str = "https://idp.example.com/realms/main";
-
-/// Resident memory of this process in bytes (Linux).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
-}
 
 fn bench_revocation(c: &mut Criterion) {
     let now = 1_800_000_000;
@@ -27,12 +18,12 @@ fn bench_revocation(c: &mut Criterion) {
     let entries: Vec<Entry> = (0..ENTRIES)
         .map(|i| Entry::jti(ISS, &format!("{i:032x}")).with_times(now + 3600, now, "bench"))
         .collect();
-    let before = rss_bytes();
+    let before = support::rss_bytes();
     let copy = LocalCopy::default();
     for e in &entries {
         copy.apply(e);
     }
-    let after = rss_bytes();
+    let after = support::rss_bytes();
     assert_eq!(copy.len(), ENTRIES);
     println!(
         "local copy: {ENTRIES} jti entries, {} bytes resident, {:.1} bytes per entry",

@@ -19,6 +19,8 @@
 //!
 //! `cargo bench --bench verify`
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::FutureExt;
 use serde_json::json;
@@ -176,17 +178,6 @@ fn bench_verify(c: &mut Criterion) {
         );
     }
     group.finish();
-}
-
-/// Resident memory of this process in bytes (Linux).
-fn rss_bytes() -> u64 {
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    pages * 4096
 }
 
 fn bench_key_lookup(c: &mut Criterion) {
@@ -360,11 +351,11 @@ fn cache_memory() {
         let tokens: Vec<String> = (0..N).map(|i| signer.sign(alg, &claims(i, now))).collect();
         let token_bytes = tokens.iter().map(String::len).sum::<usize>() as f64 / N as f64;
         let cached = verifier_with(&signer, alg, true);
-        let before = rss_bytes();
+        let before = support::rss_bytes();
         for t in &tokens {
             assert!(cached.check(t, now).now_or_never().unwrap().is_active());
         }
-        let after = rss_bytes();
+        let after = support::rss_bytes();
         let per = (after - before) as f64 / N as f64;
         println!(
             "cache memory, {alg}: {N} tokens of {token_bytes:.0} bytes, {:.1} MiB resident, {per:.0} bytes per cached token, {:.0} beyond the token's length",

@@ -58,12 +58,18 @@ pub struct TokenCache {
     size: metrics::Gauge,
 }
 
+/// The SHA-256's first half, the map's index.
 fn index(hash: &[u8; 32]) -> u128 {
-    u128::from_be_bytes(hash[..16].try_into().expect("16 bytes"))
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    u128::from_be_bytes(first)
 }
 
+/// The SHA-256's second half, kept in the entry.
 fn tail(hash: &[u8; 32]) -> [u8; 16] {
-    hash[16..].try_into().expect("16 bytes")
+    let mut second = [0u8; 16];
+    second.copy_from_slice(&hash[16..]);
+    second
 }
 
 impl TokenCache {

@@ -157,7 +157,13 @@ mod tests {
 
     fn verified(sub: &str) -> Arc<Verified> {
         let claims = Claims::parse(format!(r#"{{"sub":"{sub}","exp":2000}}"#).as_bytes()).unwrap();
-        Arc::new(Verified::new(0, crate::token::Algorithm::ES256, 1, claims))
+        Arc::new(Verified::new(
+            0,
+            crate::token::Algorithm::ES256,
+            1,
+            claims,
+            b"",
+        ))
     }
 
     #[test]

@@ -632,7 +632,7 @@ fn validate_client(client: &mut ClientConfig, at: &str, errors: &mut Vec<String>
         if secret.0.is_empty() {
             errors.push(format!("{at}.secret: must not be empty"));
         }
-        client.secret_hash = Some(crate::api::auth::sha256(&secret.0));
+        client.secret_hash = Some(crate::token::sha256(&secret.0));
     }
     if client.cert_names.iter().any(String::is_empty) {
         errors.push(format!("{at}.cert_names: names must not be empty"));

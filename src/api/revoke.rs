@@ -11,7 +11,9 @@ use crate::revocation::{Entry, StoreError};
 use crate::token::Verdict;
 
 fn unavailable(e: StoreError) -> ApiError {
-    ApiError::Unavailable(format!("{e}; the revocation was not stored, retry later"))
+    ApiError::Unavailable(format!(
+        "{e}; the revocation is not known to be stored (it may or may not have been applied): retry, it is idempotent"
+    ))
 }
 
 fn audit(action: &str, entry: &Entry, caller: &Caller, from: &str) {
@@ -48,9 +50,7 @@ pub async fn revoke_token(
             return Ok(None);
         }
     };
-    let entry = state
-        .verifier
-        .revocation_entry(&verified, token, now, &caller.id);
+    let entry = state.verifier.revocation_entry(&verified, now, &caller.id);
     let (stored, _) = state
         .verifier
         .revocations()
@@ -100,9 +100,7 @@ pub async fn admin_revoke(
                     )));
                 }
             };
-            state
-                .verifier
-                .revocation_entry(&verified, &token, now, &caller.id)
+            state.verifier.revocation_entry(&verified, now, &caller.id)
         }
         AdminRevocation {
             token: None,
@@ -119,7 +117,8 @@ pub async fn admin_revoke(
             if jti.is_empty() {
                 return Err(bad("jti must not be empty"));
             }
-            Entry::jti(&iss, &jti).with_times(exp + issuer.config.leeway_seconds, now, &caller.id)
+            let expires = exp.saturating_add(issuer.config.leeway_seconds);
+            Entry::jti(&iss, &jti).with_times(expires, now, &caller.id)
         }
         AdminRevocation {
             token: None,
@@ -134,12 +133,15 @@ pub async fn admin_revoke(
                 .issuer_by_iss(&iss)
                 .ok_or_else(|| bad("iss is not a configured issuer"))?;
             let leeway = issuer.config.leeway_seconds;
+            // A subject's tokens by default up to now + leeway: one minted just
+            // before this request by an IdP whose clock runs ahead (up to the
+            // leeway tokend accepts) carries an `iat` past our now.
             let before = match (&sub, before) {
                 (_, Some(b)) => b,
-                (Some(_), None) => now,
+                (Some(_), None) => now.saturating_add(leeway),
                 (None, None) => return Err(bad("revoking a whole issuer needs \"before\"")),
             };
-            if before > now + leeway {
+            if before > now.saturating_add(leeway) {
                 return Err(bad("\"before\" lies in the future"));
             }
             let expires = state

@@ -52,6 +52,12 @@ pub enum KeyRejected {
     BadCoordinateLength,
     #[error("the public key is not valid for its curve or type")]
     InvalidPublicKey,
+    #[error("Ed25519 key of small order: anyone could forge its signatures")]
+    SmallOrderPoint,
+    #[error("Ed25519 key outside the prime-order subgroup")]
+    MixedOrderPoint,
+    #[error("Ed25519 key is not the canonical encoding of its point")]
+    NonCanonicalPoint,
     #[error("symmetric keys are only accepted from local configuration")]
     SymmetricFromFetch,
     #[error("HMAC secret of {len} bytes is shorter than {min} bytes")]
@@ -405,12 +411,39 @@ fn okp(obj: &Map<String, Value>) -> Result<Material, KeyRejected> {
         return Err(KeyRejected::UnsupportedCurve(crv.to_owned()));
     }
     let x = b64_member(obj, "x")?;
-    if x.len() != 32 {
-        return Err(KeyRejected::BadCoordinateLength);
-    }
+    let x: [u8; 32] = x
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyRejected::BadCoordinateLength)?;
+    ed25519_point_is_sound(&x)?;
     let key =
         ParsedPublicKey::new(&signature::ED25519, &x).map_err(|_| KeyRejected::InvalidPublicKey)?;
     Ok(Material::Ed25519(key))
+}
+
+/// An Ed25519 public key must be the canonical encoding of a point of the
+/// prime-order subgroup. A small-order key (eight encodings, of order 1, 2, 4
+/// or 8) lets anyone sign without a private key: with R a small-order point and
+/// S = 0, `[S]B − [k]A = R` holds for many messages, and aws-lc's verifier
+/// does not refuse such keys. Mixed-order keys (a torsion part added to an
+/// honest key) and non-canonical encodings (y ≥ p, or x = 0 with the sign bit)
+/// are never produced by key generation either; refusing them makes every
+/// verifier agree on which signatures are valid.
+fn ed25519_point_is_sound(x: &[u8; 32]) -> Result<(), KeyRejected> {
+    let compressed = curve25519_dalek::edwards::CompressedEdwardsY(*x);
+    let point = compressed
+        .decompress()
+        .ok_or(KeyRejected::InvalidPublicKey)?;
+    if point.compress() != compressed {
+        return Err(KeyRejected::NonCanonicalPoint);
+    }
+    if point.is_small_order() {
+        return Err(KeyRejected::SmallOrderPoint);
+    }
+    if !point.is_torsion_free() {
+        return Err(KeyRejected::MixedOrderPoint);
+    }
+    Ok(())
 }
 
 /// The ROCA test of Nemec et al. (CCS 2017): moduli from the flawed Infineon
@@ -464,6 +497,41 @@ mod tests {
         assert!(k.fits(Algorithm::ES256));
         assert!(!k.fits(Algorithm::ES384));
         assert!(!k.fits(Algorithm::HS256));
+    }
+
+    /// Every case of the Wycheproof-style file: the honest keys load, each
+    /// small-order, mixed-order, non-canonical or off-curve key is refused for
+    /// the reason its flag names.
+    #[test]
+    fn ed25519_public_key_vectors() {
+        let file: Value =
+            serde_json::from_str(include_str!("../../tests/vectors/ed25519_public_keys.json"))
+                .unwrap();
+        let tests = file["testGroups"][0]["tests"].as_array().unwrap();
+        assert_eq!(tests.len() as u64, file["numberOfTests"].as_u64().unwrap());
+        for case in tests {
+            let id = &case["tcId"];
+            let pk = hex::decode(case["pk"].as_str().unwrap()).unwrap();
+            let x = case["pk"].as_str().unwrap();
+            let jwk = json!({"kty":"OKP","crv":"Ed25519","x": crate::mint::b64(&pk)});
+            let got = Jwk::from_json(&jwk, Source::Fetched);
+            match case["flags"][0].as_str().unwrap() {
+                "Valid" => assert!(got.is_ok(), "case {id} ({x}): {:?}", got.err()),
+                flag => {
+                    let err = got
+                        .err()
+                        .unwrap_or_else(|| panic!("case {id} ({x}) loaded"));
+                    let expected = match flag {
+                        "SmallOrderPublicKey" => matches!(err, KeyRejected::SmallOrderPoint),
+                        "MixedOrderPublicKey" => matches!(err, KeyRejected::MixedOrderPoint),
+                        "NonCanonicalPublicKey" => matches!(err, KeyRejected::NonCanonicalPoint),
+                        "InvalidEncoding" => matches!(err, KeyRejected::InvalidPublicKey),
+                        other => panic!("unknown flag {other}"),
+                    };
+                    assert!(expected, "case {id} ({x}): {flag} refused as {err:?}");
+                }
+            }
+        }
     }
 
     #[test]

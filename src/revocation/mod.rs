@@ -1,7 +1,7 @@
 //! Step 6 of the token path: is the token revoked?
 //!
 //! The model every store shares: an [`Entry`] revokes one token (by `jti`, or by
-//! the token's SHA-256 when it has none), every token of a subject issued at or
+//! the SHA-256 of its signing input when it has none), every token of a subject issued at or
 //! before a time, or every token of an issuer issued at or before a time. Each
 //! entry expires when the last token it can cover has expired, and has an id
 //! derived from what it revokes, so the same entry has the same id everywhere.
@@ -48,7 +48,8 @@ pub struct Entry {
     pub id: String,
     pub kind: Kind,
     pub iss: String,
-    /// `Jti` entries: the token's `jti`, or `sha256:<hex>` of a token without one.
+    /// `Jti` entries: the token's `jti`, or `jws-sha256:<hex>` (the SHA-256 of
+    /// the signing input) of a token without one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
     /// `Subject` entries.
@@ -63,8 +64,31 @@ pub struct Entry {
     pub created_by: String,
 }
 
-/// Prefix of the `jti` stand-in for tokens without one.
-pub const TOKEN_HASH_PREFIX: &str = "sha256:";
+/// Prefix of the `jti` stand-in for tokens without one: the SHA-256 of the
+/// JWS signing input (`header.payload`). Every valid encoding of one token
+/// shares it: base64url is strict, so only the signature can vary, and a
+/// second valid signature over the same input (ECDSA's `n − s`, a fresh ECDSA
+/// signature, a PSS salt) still names the same claims from the same key.
+pub const SIGNING_INPUT_PREFIX: &str = "jws-sha256:";
+
+/// The latest `expires_at` an entry carries: 9999-12-31T23:59:59Z. Later
+/// times (a token's `exp` of 1e300) are clamped to it, so that no arithmetic
+/// on them overflows and every store holds them exactly (in Redis, as
+/// milliseconds, well below 2^53).
+pub const MAX_EXPIRES_AT: u64 = 253_402_300_799;
+
+/// When an entry for a token with this `exp` may go: `exp` rounded up (a token
+/// with `exp` 1000.5 is active through second 1000) plus leeway, clamped.
+pub fn expiry_after(exp: f64, leeway: u64) -> u64 {
+    let exp = if exp.is_nan() { 0.0 } else { exp.ceil() };
+    // `as` saturates (negative to 0, huge to u64::MAX); the sum cannot wrap.
+    (exp as u64).saturating_add(leeway).min(MAX_EXPIRES_AT)
+}
+
+/// The stand-in written before 0.2: the SHA-256 of the whole token string,
+/// which a re-encoded signature escapes. Entries of that form are still
+/// honoured until they expire (they are no longer written).
+pub const LEGACY_TOKEN_HASH_PREFIX: &str = "sha256:";
 
 impl Entry {
     fn new(
@@ -112,12 +136,14 @@ impl Entry {
         Entry::new(Kind::Jti, iss, Some(jti.to_owned()), None, None)
     }
 
-    /// Revokes a token without `jti` by its SHA-256.
-    pub fn token_hash(iss: &str, token: &str) -> Entry {
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    /// Revokes a token without `jti` by the SHA-256 of its signing input.
+    pub fn signing_input(iss: &str, signing_input_sha256: &[u8; 32]) -> Entry {
         Entry::jti(
             iss,
-            &format!("{TOKEN_HASH_PREFIX}{}", hex::encode(digest.as_ref())),
+            &format!(
+                "{SIGNING_INPUT_PREFIX}{}",
+                hex::encode(signing_input_sha256)
+            ),
         )
     }
 
@@ -131,8 +157,9 @@ impl Entry {
         Entry::new(Kind::Issuer, iss, None, None, Some(before))
     }
 
+    /// Sets the times; `expires_at` is clamped to [`MAX_EXPIRES_AT`].
     pub fn with_times(mut self, expires_at: u64, created_at: u64, created_by: &str) -> Entry {
-        self.expires_at = expires_at;
+        self.expires_at = expires_at.min(MAX_EXPIRES_AT);
         self.created_at = created_at;
         self.created_by = created_by.to_owned();
         self
@@ -155,8 +182,13 @@ impl Entry {
 #[derive(Clone, Copy, Debug)]
 pub enum TokenId<'a> {
     Jti(&'a str),
-    /// A token without `jti`: its SHA-256.
-    Hash(&'a [u8; 32]),
+    /// A token without `jti`: the SHA-256 of its signing input, and of the
+    /// whole token for [`LEGACY_TOKEN_HASH_PREFIX`] entries (computed only
+    /// while the copy holds any).
+    SigningInput {
+        signing_input: &'a [u8; 32],
+        token: &'a str,
+    },
 }
 
 /// Fixed-key SipHash so that fingerprints are the same in every process
@@ -210,6 +242,8 @@ struct Maps {
     jti: DashMap<u128, u64, Fingerprinter>,
     /// fingerprint(Subject, iss, sub) or fingerprint(Issuer, iss) → entries
     bulk: DashMap<u128, Vec<Bulk>, Fingerprinter>,
+    /// Whether any entry of the legacy whole-token-hash form was applied.
+    legacy_hashes: std::sync::atomic::AtomicBool,
 }
 
 /// Every replica's in-process copy of the revocation list: sharded maps (no
@@ -248,6 +282,14 @@ impl Maps {
         let key = key_of(entry);
         match entry.kind {
             Kind::Jti => {
+                if entry
+                    .jti
+                    .as_deref()
+                    .is_some_and(|j| j.starts_with(LEGACY_TOKEN_HASH_PREFIX))
+                {
+                    self.legacy_hashes
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 let mut slot = self.jti.entry(key).or_insert(0);
                 *slot = (*slot).max(entry.expires_at);
             }
@@ -309,16 +351,28 @@ impl LocalCopy {
         now: u64,
     ) -> bool {
         let maps = self.maps.load();
+        let revoked = |key: u128| maps.jti.get(&key).is_some_and(|exp| *exp > now);
         let jti_key = match id {
             TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
-            TokenId::Hash(hash) => fingerprint(
+            TokenId::SigningInput { signing_input, .. } => fingerprint(
                 Kind::Jti,
                 iss,
-                &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(hash)],
+                &[SIGNING_INPUT_PREFIX.as_bytes(), &hex_lower(signing_input)],
             ),
         };
-        if maps.jti.get(&jti_key).is_some_and(|exp| *exp > now) {
+        if revoked(jti_key) {
             return true;
+        }
+        if let TokenId::SigningInput { token, .. } = id
+            && maps
+                .legacy_hashes
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let hash = crate::token::sha256(token.as_bytes());
+            let legacy = [LEGACY_TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(&hash)];
+            if revoked(fingerprint(Kind::Jti, iss, &legacy)) {
+                return true;
+            }
         }
         if maps.bulk.is_empty() {
             return false;
@@ -456,11 +510,15 @@ impl Revocations {
     /// lifetime + leeway), or after `bulk_entry_ttl_seconds` when lifetimes are uncapped.
     pub fn bulk_expiry(&self, policy: &crate::config::IssuerConfig, before: u64, now: u64) -> u64 {
         let until = if policy.max_lifetime_seconds > 0 {
-            before + policy.max_lifetime_seconds + policy.leeway_seconds
+            before
+                .saturating_add(policy.max_lifetime_seconds)
+                .saturating_add(policy.leeway_seconds)
         } else {
-            now + self.bulk_ttl
+            now.saturating_add(self.bulk_ttl)
         };
-        until.max(now + policy.leeway_seconds.max(1))
+        until
+            .max(now.saturating_add(policy.leeway_seconds.max(1)))
+            .min(MAX_EXPIRES_AT)
     }
 
     /// The request-path check: `Err(Revoked)`, or `Err(StoreStale)` when the copy
@@ -619,15 +677,39 @@ mod tests {
     }
 
     #[test]
-    fn tokens_without_jti_are_revoked_by_hash() {
+    fn tokens_without_jti_are_revoked_by_signing_input() {
+        let copy = LocalCopy::default();
+        let input = crate::token::sha256(b"a.b");
+        copy.apply(&Entry::signing_input("i", &input).with_times(2000, 0, "t"));
+        let id = |signing_input, token| TokenId::SigningInput {
+            signing_input,
+            token,
+        };
+        assert!(copy.is_revoked("i", id(&input, "a.b.c"), None, None, 1));
+        assert!(
+            copy.is_revoked("i", id(&input, "a.b.other-signature"), None, None, 1),
+            "any signature over the same input"
+        );
+        let other = crate::token::sha256(b"a.x");
+        assert!(!copy.is_revoked("i", id(&other, "a.x.c"), None, None, 1));
+    }
+
+    #[test]
+    fn legacy_whole_token_hashes_still_revoke() {
         let copy = LocalCopy::default();
         let token = "a.b.c";
-        copy.apply(&Entry::token_hash("i", token).with_times(2000, 0, "t"));
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        let hash: [u8; 32] = digest.as_ref().try_into().unwrap();
-        assert!(copy.is_revoked("i", TokenId::Hash(&hash), None, None, 1));
-        let other = [0u8; 32];
-        assert!(!copy.is_revoked("i", TokenId::Hash(&other), None, None, 1));
+        let legacy = format!(
+            "{LEGACY_TOKEN_HASH_PREFIX}{}",
+            hex::encode(crate::token::sha256(token.as_bytes()))
+        );
+        let input = crate::token::sha256(b"a.b");
+        let id = TokenId::SigningInput {
+            signing_input: &input,
+            token,
+        };
+        assert!(!copy.is_revoked("i", id, None, None, 1));
+        copy.apply(&Entry::jti("i", &legacy).with_times(2000, 0, "t"));
+        assert!(copy.is_revoked("i", id, None, None, 1));
     }
 
     #[test]

@@ -137,25 +137,41 @@ impl Connector {
 
 /// Stores an entry and its feed record atomically; keeps the longer expiry and the
 /// original creation of an entry stored before. Returns {1 if new, stored JSON}.
+///
+/// Everything is checked before the first write: Redis does not undo the
+/// writes of a script that fails half-way, so a late failure would leave an
+/// entry in the hash with no feed record (replicas diverge) while the caller
+/// hears 503. Times travel as the integer strings Rust sent: a Lua number
+/// passed to a command is formatted with 14 digits (`2.5e+14`), which
+/// `PEXPIREAT` refuses.
 const PUT: &str = r#"
+local until_ms = tonumber(ARGV[3])
+if not until_ms or until_ms < 0 or until_ms > 253402300799000 or until_ms % 1 ~= 0 then
+  return redis.error_reply('tokend: expiry out of range')
+end
+local ok, n = pcall(cjson.decode, ARGV[2])
+if not ok or type(n) ~= 'table' or type(n.expires_at) ~= 'number' then
+  return redis.error_reply('tokend: unreadable entry')
+end
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local json = ARGV[2]
 local new = 1
 if cur then
   new = 0
-  local c = cjson.decode(cur)
-  local n = cjson.decode(json)
-  if n.expires_at <= c.expires_at then
-    return {0, cur}
+  local readable, c = pcall(cjson.decode, cur)
+  if readable and type(c) == 'table' and type(c.expires_at) == 'number' then
+    if n.expires_at <= c.expires_at then
+      return {0, cur}
+    end
+    -- every number in an entry has at most 12 digits: cjson's 14 keep it exact
+    c.expires_at = n.expires_at
+    json = cjson.encode(c)
   end
-  c.expires_at = n.expires_at
-  json = cjson.encode(c)
 end
 redis.call('HSET', KEYS[1], ARGV[1], json)
 local ttl = redis.call('PTTL', KEYS[1])
-local until_ms = tonumber(ARGV[3])
 if ttl < 0 or until_ms > tonumber(ARGV[6]) + ttl then
-  redis.call('PEXPIREAT', KEYS[1], until_ms)
+  redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[4], '*', 'op', 'put', 'entry', json, 'ts', ARGV[6])
 redis.call('PEXPIRE', KEYS[2], ARGV[5])
@@ -443,7 +459,7 @@ impl Store for RedisStore {
                         .key(&feed_key)
                         .arg(&entry.id)
                         .arg(&json)
-                        .arg(entry.expires_at * 1000)
+                        .arg(entry.expires_at.min(super::MAX_EXPIRES_AT) * 1000)
                         .arg(self.feed_max_len)
                         .arg(FEED_TTL_MS)
                         .arg(now_ms())

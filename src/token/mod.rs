@@ -11,6 +11,14 @@ pub use alg::Algorithm;
 pub use reason::Reason;
 pub use verify::{Verdict, Verified, Verifier};
 
+/// SHA-256 of `bytes`: cache keys, revocation ids, client secrets.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
 /// A short, non-reversible fingerprint of a token for logs: the first 8 bytes of
 /// its SHA-256 in hex. A token is never logged whole.
 pub fn fingerprint(token: &str) -> String {

@@ -12,7 +12,7 @@ use crate::cache::TokenCache;
 use crate::keys::IssuerKeys;
 use crate::keys::set::KeySet;
 use crate::metrics::Metrics;
-use crate::revocation::{Entry, Revocations, TokenId};
+use crate::revocation::{Entry, Revocations, TokenId, expiry_after};
 
 /// The answer for one token.
 #[derive(Debug)]
@@ -41,15 +41,39 @@ pub struct Verified {
     /// Fingerprint of the key that verified the signature.
     pub key: u64,
     pub claims: Claims,
+    /// For a token without `jti`: the SHA-256 of its signing input, which
+    /// revokes it whatever its signature's encoding.
+    pub signing_input_sha256: Option<[u8; 32]>,
 }
 
 impl Verified {
-    pub fn new(issuer: usize, alg: Algorithm, key: u64, claims: Claims) -> Verified {
+    /// `signing_input`: the JWS's `header.payload` (hashed only when the token has no `jti`).
+    pub fn new(
+        issuer: usize,
+        alg: Algorithm,
+        key: u64,
+        claims: Claims,
+        signing_input: &[u8],
+    ) -> Verified {
+        let signing_input_sha256 = claims.jti().is_none().then(|| super::sha256(signing_input));
         Verified {
             issuer,
             alg,
             key,
             claims,
+            signing_input_sha256,
+        }
+    }
+
+    /// What names this one token for revocation: its `jti`, else the SHA-256
+    /// of its signing input (computed by `new` exactly when there is no `jti`).
+    pub fn token_id<'a>(&'a self, token: &'a str) -> TokenId<'a> {
+        match &self.signing_input_sha256 {
+            Some(signing_input) => TokenId::SigningInput {
+                signing_input,
+                token,
+            },
+            None => TokenId::Jti(self.claims.jti().unwrap_or_default()),
         }
     }
 }
@@ -119,17 +143,18 @@ impl Verifier {
         &self.revocations
     }
 
-    /// The entry that revokes this verified token (by `jti`, else by its SHA-256),
-    /// living until the token's `exp` plus leeway.
-    pub fn revocation_entry(&self, verified: &Verified, token: &str, now: u64, by: &str) -> Entry {
+    /// The entry that revokes this verified token (by `jti`, else by the SHA-256
+    /// of its signing input), living as long as the token can be active.
+    pub fn revocation_entry(&self, verified: &Verified, now: u64, by: &str) -> Entry {
         let policy = &self.issuers[verified.issuer].config;
-        let iss = verified.claims.iss().unwrap_or_default();
-        let entry = match verified.claims.jti() {
-            Some(jti) => Entry::jti(iss, jti),
-            None => Entry::token_hash(iss, token),
+        let claims = &verified.claims;
+        let iss = claims.iss().unwrap_or_default();
+        let entry = match verified.token_id("") {
+            TokenId::Jti(jti) => Entry::jti(iss, jti),
+            TokenId::SigningInput { signing_input, .. } => Entry::signing_input(iss, signing_input),
         };
-        let exp = verified.claims.exp().unwrap_or(0.0).max(0.0) as u64;
-        entry.with_times(exp + policy.leeway_seconds, now, by)
+        let expires = expiry_after(claims.exp().unwrap_or(0.0), policy.leeway_seconds);
+        entry.with_times(expires, now, by)
     }
 
     /// Checks one token at `now` (Unix seconds). Never fails: every problem is an
@@ -157,11 +182,8 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(Reason::TooLarge);
         }
-        // The token's SHA-256: the cache key, and the revocation id of a token without `jti`.
-        let hash = self
-            .cache
-            .as_ref()
-            .map(|_| crate::api::auth::sha256(token.as_bytes()));
+        // The token's SHA-256: the cache key.
+        let hash = self.cache.as_ref().map(|_| super::sha256(token.as_bytes()));
         if let (Some(cache), Some(hash)) = (&self.cache, &hash)
             && let Some(verified) = cache.get(hash, now)
         {
@@ -169,14 +191,14 @@ impl Verifier {
             seen.alg = Some(verified.alg);
             let issuer = &self.issuers[verified.issuer];
             if issuer.keys().has_key(verified.key) {
-                self.check_revocation(&verified, token, Some(hash), now)?;
+                self.check_revocation(&verified, token, now)?;
                 return Ok(verified);
             }
             // Its key left the set: forget it and judge the token afresh.
             cache.remove(hash);
         }
         let verified = Arc::new(self.verify_in_full(token, now, seen).await?);
-        self.check_revocation(&verified, token, hash.as_ref(), now)?;
+        self.check_revocation(&verified, token, now)?;
         if let (Some(cache), Some(hash)) = (&self.cache, hash) {
             let leeway = self.issuers[verified.issuer].config.leeway_seconds as f64;
             let expires_at = verified.claims.exp().unwrap_or(0.0) + leeway;
@@ -185,28 +207,15 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// Revocation by `jti`, or by the token's SHA-256 when it has none (computed
-    /// only then, unless the cache already did); subject; issuer.
-    fn check_revocation(
-        &self,
-        verified: &Verified,
-        token: &str,
-        hash: Option<&[u8; 32]>,
-        now: u64,
-    ) -> Result<(), Reason> {
+    /// Revocation by `jti`, or by the SHA-256 of the signing input when it has
+    /// none; subject; issuer.
+    fn check_revocation(&self, verified: &Verified, token: &str, now: u64) -> Result<(), Reason> {
         let claims = &verified.claims;
         let iss = claims.iss().unwrap_or_default();
-        let computed;
-        let id = match (claims.jti(), hash) {
-            (Some(jti), _) => TokenId::Jti(jti),
-            (None, Some(hash)) => TokenId::Hash(hash),
-            (None, None) => {
-                computed = crate::api::auth::sha256(token.as_bytes());
-                TokenId::Hash(&computed)
-            }
-        };
+        let policy = &self.issuers[verified.issuer].config;
+        let id = verified.token_id(token);
         self.revocations
-            .check(iss, id, claims.sub(), claims.iat(), now)
+            .check(iss, id, claims.sub(), issued_at(claims, policy), now)
     }
 
     /// Every rule but revocation: parse, issuer, allowlist, `typ`, key, signature, claims.
@@ -233,8 +242,20 @@ impl Verifier {
         }
         let key = verify_signature(issuer, &jws).await?;
         claims.check(policy, now)?;
-        Ok(Verified::new(index, alg, key, claims))
+        Ok(Verified::new(index, alg, key, claims, jws.signing_input))
     }
+}
+
+/// The issue time a subject or issuer revocation compares with `before`: `iat`,
+/// or, for a token without one whose issuer caps lifetimes, `exp` minus the
+/// cap: the first moment tokend accepts it (the lifetime rule is `exp − now`),
+/// so an entry living `before` + cap + leeway outlives every token it covers.
+/// `None` (uncapped issuer, no `iat`): covered while the entry lives.
+fn issued_at(claims: &Claims, policy: &crate::config::IssuerConfig) -> Option<f64> {
+    claims.iat().or_else(|| {
+        let cap = policy.max_lifetime_seconds;
+        (cap > 0).then(|| claims.exp().unwrap_or(0.0) - cap as f64)
+    })
 }
 
 /// Finds the issuer's key for the token and checks the signature; an unknown

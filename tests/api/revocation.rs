@@ -166,7 +166,7 @@ async fn a_forged_token_cannot_revoke_the_real_one() {
 }
 
 #[tokio::test]
-async fn tokens_without_jti_are_revoked_by_their_hash() {
+async fn tokens_without_jti_are_revoked_by_their_signing_input() {
     let (_idp, app, key) = setup().await;
     let mut c = claims(ISS);
     c.as_object_mut().unwrap().remove("jti");
@@ -182,7 +182,7 @@ async fn tokens_without_jti_are_revoked_by_their_hash() {
         entries["entries"][0]["jti"]
             .as_str()
             .unwrap()
-            .starts_with("sha256:")
+            .starts_with("jws-sha256:")
     );
 }
 

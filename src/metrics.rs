@@ -163,6 +163,8 @@ impl Api {
 pub enum Outcome {
     Active,
     Inactive,
+    /// Active, but a claim cannot travel losslessly in an identity header.
+    UnsafeClaim,
     InvalidClient,
     Forbidden,
     BadRequest,
@@ -171,9 +173,10 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    const ALL: [Outcome; 7] = [
+    const ALL: [Outcome; 8] = [
         Outcome::Active,
         Outcome::Inactive,
+        Outcome::UnsafeClaim,
         Outcome::InvalidClient,
         Outcome::Forbidden,
         Outcome::BadRequest,
@@ -184,6 +187,7 @@ impl Outcome {
         match self {
             Outcome::Active => "active",
             Outcome::Inactive => "inactive",
+            Outcome::UnsafeClaim => "claim_not_header_safe",
             Outcome::InvalidClient => "invalid_client",
             Outcome::Forbidden => "forbidden",
             Outcome::BadRequest => "bad_request",

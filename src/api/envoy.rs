@@ -8,6 +8,7 @@
 //! those headers the client sent are overwritten or removed, so a client can
 //! never forge them. Denied requests get 401 with an RFC 6750 challenge.
 
+use axum::http::HeaderMap;
 use envoy_types::ext_authz::v3::pb::{
     Authorization, AuthorizationServer, CheckRequest, CheckResponse, DeniedHttpResponse,
     HeaderAppendAction, HeaderValue, HeaderValueOption, HttpStatus, HttpStatusCode, OkHttpResponse,
@@ -61,8 +62,7 @@ fn bearer(request: &CheckRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-fn allow(verdict: &crate::token::Verified) -> CheckResponse {
-    let identity = identity_headers(verdict);
+fn allow(identity: HeaderMap) -> CheckResponse {
     let mut headers = Vec::with_capacity(IDENTITY_HEADERS.len());
     let mut headers_to_remove = Vec::new();
     for name in IDENTITY_HEADERS {
@@ -112,7 +112,10 @@ impl Authorization for EnvoyAuthz {
             None => None,
         };
         let (outcome, response) = match &verdict {
-            Some(Verdict::Active(verified)) => (Outcome::Active, allow(verified)),
+            Some(Verdict::Active(verified)) => match identity_headers(verified) {
+                Ok(identity) => (Outcome::Active, allow(identity)),
+                Err(_) => (Outcome::UnsafeClaim, deny()),
+            },
             _ => (Outcome::Inactive, deny()),
         };
         self.state

@@ -331,19 +331,11 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
         _ => None,
     };
     let (outcome, response) = match verdict {
-        Some(Verdict::Active(verified)) => {
-            (Outcome::Active, identity_headers(&verified).into_response())
-        }
-        _ => {
-            let challenge =
-                HeaderValue::from_static("Bearer realm=\"tokend\", error=\"invalid_token\"");
-            let response = (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, challenge)],
-            )
-                .into_response();
-            (Outcome::Inactive, response)
-        }
+        Some(Verdict::Active(verified)) => match identity_headers(&verified) {
+            Ok(identity) => (Outcome::Active, identity.into_response()),
+            Err(_) => (Outcome::UnsafeClaim, invalid_token()),
+        },
+        _ => (Outcome::Inactive, invalid_token()),
     };
     state
         .metrics
@@ -352,28 +344,56 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
 }
 
 /// The identity headers a gateway forwards upstream. All five are always
-/// present, empty when the token lacks the claim (or its value could not be a
-/// header), so that gateways copying them (Caddy's `copy_headers`, Traefik's
-/// `authResponseHeaders`) overwrite any client-sent copy instead of passing it on.
-pub fn identity_headers(verified: &Verified) -> HeaderMap {
+/// present, empty when the token lacks the claim, so that gateways copying
+/// them (Caddy's `copy_headers`, Traefik's `authResponseHeaders`) overwrite any
+/// client-sent copy instead of passing it on.
+///
+/// A claim that a header cannot carry byte for byte refuses the request:
+/// emptied it would read as "no subject", trimmed by a proxy `" admin"` would
+/// become `admin`. Header-safe means printable ASCII (0x20–0x7E) with no
+/// leading or trailing space.
+pub fn identity_headers(verified: &Verified) -> Result<HeaderMap, UnsafeClaim> {
     let claims = &verified.claims;
     let mut headers = HeaderMap::with_capacity(5);
-    let mut put = |name: &'static str, value: Option<&str>| {
-        let value = value
-            .and_then(|v| HeaderValue::from_str(v).ok())
-            .unwrap_or(HeaderValue::from_static(""));
+    for (name, value) in [
+        ("x-auth-subject", claims.sub()),
+        ("x-auth-issuer", claims.iss()),
+        ("x-auth-scope", claims.scope()),
+        ("x-auth-client-id", claims.client_id()),
+    ] {
+        let value = match value {
+            None => HeaderValue::from_static(""),
+            Some(v) if header_safe(v) => HeaderValue::from_str(v).map_err(|_| UnsafeClaim(name))?,
+            Some(_) => return Err(UnsafeClaim(name)),
+        };
         headers.insert(HeaderName::from_static(name), value);
-    };
-    put("x-auth-subject", claims.sub());
-    put("x-auth-issuer", claims.iss());
-    put("x-auth-scope", claims.scope());
-    put("x-auth-client-id", claims.client_id());
+    }
     let expires = claims.exp().map(|e| HeaderValue::from(e as i64));
     headers.insert(
         HeaderName::from_static("x-auth-expires"),
         expires.unwrap_or(HeaderValue::from_static("")),
     );
-    headers
+    Ok(headers)
+}
+
+/// The identity header whose claim a header cannot carry losslessly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsafeClaim(pub &'static str);
+
+fn header_safe(value: &str) -> bool {
+    value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+}
+
+/// The challenge `/auth` answers when it refuses a token.
+fn invalid_token() -> Response {
+    let challenge = HeaderValue::from_static("Bearer realm=\"tokend\", error=\"invalid_token\"");
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, challenge)],
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<AppState>) -> Response {

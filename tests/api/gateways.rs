@@ -36,7 +36,7 @@ async fn setup() -> (Idp, TestApp, Signer) {
     (idp, app, key)
 }
 
-fn check_request(headers: &[(&str, &str)]) -> CheckRequest {
+pub fn check_request(headers: &[(&str, &str)]) -> CheckRequest {
     let headers: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))

@@ -308,6 +308,24 @@ pub fn claims(iss: &str) -> Value {
     json!({"iss": iss, "sub": "alice", "aud": "orders", "iat": t, "exp": t + 300, "jti": format!("jti-{}", rand::random::<u64>()), "scope": "read write", "client_id": "web"})
 }
 
+/// `c` with the members of `changes` set (added or replaced).
+pub fn with(c: Value, changes: Value) -> Value {
+    let mut c = c;
+    for (k, v) in changes.as_object().unwrap() {
+        c[k] = v.clone();
+    }
+    c
+}
+
+/// Waits until `token` is inactive on `app` (a replica catching up).
+pub async fn until_inactive(app: &TestApp, token: &str, limit: Duration) {
+    let started = std::time::Instant::now();
+    while app.app.state.verifier.check(token, now()).await.is_active() {
+        assert!(started.elapsed() < limit, "still active after {limit:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 /// Builds a signer and its JWKS in one go.
 pub fn signer(alg: Algorithm, kid: &str) -> Signer {
     Signer::generate(alg, kid)

@@ -6,6 +6,7 @@ mod cache;
 mod cli;
 mod gateways;
 mod grpc;
+mod hardening;
 mod helpers;
 mod introspect;
 mod keys;

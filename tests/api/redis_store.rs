@@ -16,11 +16,11 @@ fn redis_block(url_key: &str, prefix: &str, extra: &str) -> String {
     format!("[revocation]\nbackend = \"redis\"\n{url_key}\nkey_prefix = \"{prefix}\"\n{extra}\n")
 }
 
-fn single(url: &str, prefix: &str, extra: &str) -> String {
+pub fn single(url: &str, prefix: &str, extra: &str) -> String {
     redis_block(&format!("redis_url = \"{url}\""), prefix, extra)
 }
 
-async fn replica(idp: &Idp, revocation: &str) -> TestApp {
+pub async fn replica(idp: &Idp, revocation: &str) -> TestApp {
     let app = spawn_ready(config_with(&jwks_issuer("main", ISS, idp, ""), revocation)).await;
     wait_until(
         "the revocation copy is loaded",

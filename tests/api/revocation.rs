@@ -64,14 +64,6 @@ impl TestApp {
     }
 }
 
-fn with(c: Value, changes: Value) -> Value {
-    let mut c = c;
-    for (k, v) in changes.as_object().unwrap() {
-        c[k] = v.clone();
-    }
-    c
-}
-
 #[tokio::test]
 async fn rfc7009_revoke_makes_a_token_inactive() {
     let (_idp, app, key) = setup().await;

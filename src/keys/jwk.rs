@@ -417,7 +417,7 @@ fn okp(obj: &Map<String, Value>) -> Result<Material, KeyRejected> {
         .map_err(|_| KeyRejected::BadCoordinateLength)?;
     ed25519_point_is_sound(&x)?;
     let key =
-        ParsedPublicKey::new(&signature::ED25519, &x).map_err(|_| KeyRejected::InvalidPublicKey)?;
+        ParsedPublicKey::new(&signature::ED25519, x).map_err(|_| KeyRejected::InvalidPublicKey)?;
     Ok(Material::Ed25519(key))
 }
 

@@ -406,7 +406,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
     (status, axum::Json(report.body)).into_response()
 }
 
-/// Readiness of the whole service, shared by `/readyz` and gRPC health.
+/// Readiness of the whole service, shared by `/readyz` and gRPC health. The
+/// body holds states, never error text: `/readyz` answers anyone (and the
+/// metrics port), and an error may quote a key URL. `/admin/issuers` has it.
 pub struct Readiness {
     pub ready: bool,
     pub body: Value,
@@ -428,7 +430,7 @@ pub fn readiness(state: &Shared) -> Readiness {
                 "ready": loaded,
                 "keys": issuer.keys().keys().len(),
                 "degraded": loaded && failing,
-                "last_error": status.last_error,
+                "failing": failing,
             }),
         );
     }
@@ -456,7 +458,6 @@ pub fn readiness(state: &Shared) -> Readiness {
                 "fail_closed": tripped,
                 "entries": revocations.local_copy().len(),
                 "resyncs": store.resyncs,
-                "detail": store.detail,
             },
         }),
     }
@@ -523,7 +524,12 @@ async fn list_issuers(
             })
         })
         .collect();
-    Ok(axum::Json(json!({"issuers": issuers})).into_response())
+    let store = state.verifier.revocations().health();
+    let body = json!({
+        "issuers": issuers,
+        "revocation_store": {"up": store.up, "last_error": store.detail},
+    });
+    Ok(axum::Json(body).into_response())
 }
 
 async fn refresh_issuer(

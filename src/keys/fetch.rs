@@ -81,8 +81,8 @@ impl Fetcher {
     /// GETs `url`, reading at most `max_jwks_bytes` of body.
     pub async fn get(&self, url: &str) -> Result<Fetched, FetchError> {
         let failed = |e: reqwest::Error| FetchError::Request {
-            url: url.to_owned(),
-            reason: error_chain(&e),
+            url: redact_url(url),
+            reason: error_chain(&e.without_url()),
         };
         let mut response = self
             .client
@@ -96,7 +96,7 @@ impl Fetcher {
             .map_err(failed)?;
         if !response.status().is_success() {
             return Err(FetchError::Status {
-                url: url.to_owned(),
+                url: redact_url(url),
                 status: response.status().as_u16(),
             });
         }
@@ -110,7 +110,7 @@ impl Fetcher {
             .is_some_and(|n| n > self.max_bytes as u64)
         {
             return Err(FetchError::TooLarge {
-                url: url.to_owned(),
+                url: redact_url(url),
                 limit: self.max_bytes,
             });
         }
@@ -118,7 +118,7 @@ impl Fetcher {
         while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > self.max_bytes {
                 return Err(FetchError::TooLarge {
-                    url: url.to_owned(),
+                    url: redact_url(url),
                     limit: self.max_bytes,
                 });
             }
@@ -155,10 +155,36 @@ impl Fetcher {
                 Ok(jwks_uri.to_owned())
             }
             _ => Err(FetchError::Discovery(format!(
-                "jwks_uri {jwks_uri:?} is not an https:// URL"
+                "jwks_uri {:?} is not an https:// URL",
+                redact_url(jwks_uri)
             ))),
         }
     }
+}
+
+/// A URL fit for errors and logs: userinfo becomes `***@`, a query `?…`, a
+/// fragment is dropped. Key URLs may carry credentials (a signed S3 link, a
+/// token in the query, `user:pass@`) and error text reaches `/admin/issuers`
+/// and logs.
+pub fn redact_url(url: &str) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return "<unparseable URL>".to_owned();
+    };
+    let userinfo = !parsed.username().is_empty() || parsed.password().is_some();
+    let query = parsed.query().is_some();
+    parsed.set_query(None);
+    parsed.set_fragment(None);
+    let _ = parsed.set_password(None);
+    let _ = parsed.set_username("");
+    let mut text = parsed.to_string();
+    if userinfo {
+        let at = parsed.scheme().len() + "://".len();
+        text.insert_str(at, "***@");
+    }
+    if query {
+        text.push_str("?…");
+    }
+    text
 }
 
 /// `max-age` from a `Cache-Control` value; `no-cache`/`no-store` count as zero.
@@ -194,6 +220,23 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("https://user:s3cret@idp.example/keys?sig=abc&x=1#frag"),
+            "https://***@idp.example/keys?…"
+        );
+        assert_eq!(
+            redact_url("https://idp.example/.well-known/jwks.json"),
+            "https://idp.example/.well-known/jwks.json"
+        );
+        assert_eq!(
+            redact_url("https://tok@idp.example/"),
+            "https://***@idp.example/"
+        );
+        assert_eq!(redact_url("not a url s3cret"), "<unparseable URL>");
+    }
 
     #[test]
     fn max_age_parsing() {

@@ -383,3 +383,42 @@ async fn claims_a_header_cannot_carry_refuse_the_request_on_every_front() {
         metrics.contains(r#"tokend_requests_total{api="envoy",result="claim_not_header_safe"} 8"#)
     );
 }
+
+#[tokio::test]
+async fn key_url_credentials_never_reach_readyz_admin_or_errors() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    idp.set_status(500);
+    let secret_url = idp.jwks_uri().replace("http://", "http://reader:pa55word@")
+        + "?X-Amz-Signature=qu3rysecret";
+    let issuer = format!(
+        "[[issuers]]\nname = \"main\"\nissuer = \"{ISS}\"\njwks_uri = \"{secret_url}\"\nallow_insecure_http = true\n"
+    );
+    let mut config = config_with(&issuer, "");
+    config.server.metrics_addr = "127.0.0.1:0".into();
+    let app = spawn_app(config).await;
+    let issuer = app.app.state.verifier.issuer_by_name("main").unwrap();
+    let error = issuer.refresh_now().await.unwrap_err().to_string();
+    let metrics_base = format!("http://{}", app.app.metrics_addr.unwrap());
+    let readyz = app.get("/readyz").await.text().await.unwrap();
+    let metrics_readyz = reqwest::get(format!("{metrics_base}/readyz"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let admin = crate::keys::admin_issuers(&app).await.to_string();
+    for (what, text) in [
+        ("refresh error", &error),
+        ("/readyz", &readyz),
+        ("metrics /readyz", &metrics_readyz),
+        ("/admin/issuers", &admin),
+    ] {
+        for secret in ["pa55word", "reader", "qu3rysecret", "X-Amz"] {
+            assert!(!text.contains(secret), "{what} shows {secret}: {text}");
+        }
+    }
+    assert!(admin.contains("***@127.0.0.1"), "{admin}");
+    assert!(admin.contains("HTTP 500"), "{admin}");
+    assert!(readyz.contains("\"failing\":true"), "{readyz}");
+}

@@ -13,9 +13,11 @@ use crate::api::auth::Clients;
 use crate::api::http::{self, AppState, Clock, Shared};
 use crate::config::Config;
 use crate::keys::IssuerKeys;
+use crate::listen::{Connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::revocation::redis::RedisStore;
 use crate::revocation::{LocalCopy, Revocations};
+use crate::serve::{self, Http2};
 use crate::tls::ReloadingTls;
 use crate::token::Verifier;
 
@@ -120,32 +122,19 @@ pub async fn start_with(
             )
         })?;
     let http_addr = http_listener.local_addr()?;
+    let limits = Limits::from_config(&config.server);
+    let http2 = Http2::from_config(&config.server);
+    // One budget for the HTTP and gRPC listeners: they share the open-files limit.
+    let connections = Connections::new(limits.clone(), shutdown.child_token());
     let router = http::router(state.clone()).merge(extra_routes);
-    let stop = shutdown.clone();
-    match &tls {
-        Some((http_tls, _)) => {
-            tasks.spawn(crate::tls::serve_http(
-                http_listener,
-                router,
-                http_tls.clone(),
-                stop,
-            ));
-        }
-        None => {
-            let service = router.into_make_service_with_connect_info::<SocketAddr>();
-            let http_listener = axum::serve::ListenerExt::tap_io(http_listener, |tcp| {
-                let _ = tcp.set_nodelay(true);
-            });
-            tasks.spawn(async move {
-                let served = axum::serve(http_listener, service)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await;
-                if let Err(e) = served {
-                    tracing::error!(error = %e, "HTTP listener failed");
-                }
-            });
-        }
-    }
+    tasks.spawn(serve::http(
+        http_listener,
+        connections.clone(),
+        router,
+        tls.as_ref().map(|(http_tls, _)| http_tls.clone()),
+        http2,
+        shutdown.clone(),
+    ));
 
     let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
         .await
@@ -159,26 +148,25 @@ pub async fn start_with(
     let (grpc_state, stop) = (state.clone(), shutdown.clone());
     match &tls {
         Some((_, grpc_tls)) => {
+            let grpc_tls = grpc_tls.clone();
+            let handshake = move |tcp, peer| {
+                let tls = grpc_tls.clone();
+                async move { crate::tls::handshake(&tls, tcp, peer).await.map(|(s, _)| s) }
+            };
             let incoming =
-                crate::tls::incoming(grpc_listener, grpc_tls.clone(), stop.child_token());
+                serve::grpc_incoming(grpc_listener, connections, handshake, stop.child_token());
             tasks.spawn(async move {
-                if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, stop).await {
+                if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, http2, stop).await {
                     tracing::error!(error = %e, "gRPC listener failed");
                 }
             });
         }
         None => {
-            // Nagle's algorithm with delayed ACKs stalls large answers by 40 ms.
-            let incoming = tokio_stream::StreamExt::map(
-                tokio_stream::wrappers::TcpListenerStream::new(grpc_listener),
-                |tcp| {
-                    tcp.inspect(|s| {
-                        let _ = s.set_nodelay(true);
-                    })
-                },
-            );
+            let handshake = |tcp, _| async move { Some(tcp) };
+            let incoming =
+                serve::grpc_incoming(grpc_listener, connections, handshake, stop.child_token());
             tasks.spawn(async move {
-                if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, stop).await {
+                if let Err(e) = crate::api::grpc::serve(grpc_state, incoming, http2, stop).await {
                     tracing::error!(error = %e, "gRPC listener failed");
                 }
             });
@@ -197,16 +185,15 @@ pub async fn start_with(
                 )
             })?;
         let addr = listener.local_addr()?;
-        let router = http::probe_router(state.clone());
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            let served = axum::serve(listener, router)
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "metrics listener failed");
-            }
-        });
+        let probes = Connections::new(limits.probes(), shutdown.child_token());
+        tasks.spawn(serve::http(
+            listener,
+            probes,
+            http::probe_router(state.clone()),
+            None,
+            http2,
+            shutdown.clone(),
+        ));
         Some(addr)
     };
 

@@ -66,6 +66,23 @@ pub struct ServerConfig {
     pub max_batch: usize,
     /// How long in-flight requests may take to finish after SIGTERM.
     pub shutdown_grace_seconds: u64,
+    /// A request head must arrive within this long of connecting (or, on
+    /// HTTP/1.1, of the previous response); a connection that sends nothing
+    /// at all is closed after it too.
+    pub header_read_timeout_seconds: u64,
+    /// A connection with no traffic for this long is closed (0: never).
+    pub idle_timeout_seconds: u64,
+    /// Open connections across the HTTP and gRPC listeners; at the cap the one
+    /// quiet longest is closed for a new one. 0: from the open-files limit.
+    pub max_connections: usize,
+    /// Concurrent HTTP/2 streams per connection (HTTP and gRPC).
+    pub max_concurrent_streams: u32,
+    /// HTTP/2 PING after this long without reads (0: off), and how long the
+    /// answer may take before the connection is dropped.
+    pub http2_keepalive_interval_seconds: u64,
+    pub http2_keepalive_timeout_seconds: u64,
+    /// `IntrospectBatch` calls decoded at once; more wait (0: twice the CPUs).
+    pub max_concurrent_batches: usize,
     /// TLS (and, with a client CA, mTLS) on the HTTP and gRPC listeners;
     /// `metrics_addr` stays plain for Prometheus and kubelet probes.
     pub tls: Option<TlsConfig>,
@@ -97,6 +114,13 @@ impl Default for ServerConfig {
             max_token_bytes: 8192,
             max_batch: 1000,
             shutdown_grace_seconds: 10,
+            header_read_timeout_seconds: 10,
+            idle_timeout_seconds: 300,
+            max_connections: 0,
+            max_concurrent_streams: 128,
+            http2_keepalive_interval_seconds: 60,
+            http2_keepalive_timeout_seconds: 20,
+            max_concurrent_batches: 0,
             tls: None,
         }
     }
@@ -388,6 +412,18 @@ impl Config {
         }
         if s.max_batch == 0 || s.max_batch > 100_000 {
             errors.push("server.max_batch: must be between 1 and 100000".into());
+        }
+        if s.header_read_timeout_seconds == 0 || s.header_read_timeout_seconds > 3600 {
+            errors.push("server.header_read_timeout_seconds: must be between 1 and 3600".into());
+        }
+        if s.max_concurrent_streams == 0 {
+            errors.push("server.max_concurrent_streams: must be at least 1".into());
+        }
+        if s.http2_keepalive_interval_seconds > 0 && s.http2_keepalive_timeout_seconds == 0 {
+            errors.push(
+                "server.http2_keepalive_timeout_seconds: must be at least 1 with keepalive on"
+                    .into(),
+            );
         }
 
         let mut names = BTreeSet::new();

@@ -222,91 +222,25 @@ fn peer_names(conn: &rustls::ServerConnection) -> PeerNames {
     PeerNames(Arc::new(names))
 }
 
-/// Serves an axum router over TLS until `shutdown`, then lets open connections
-/// finish their requests. Each request carries the peer's address
-/// (`ConnectInfo`) and its client certificate's names ([`PeerNames`]).
-pub async fn serve_http(
-    listener: tokio::net::TcpListener,
-    router: axum::Router,
-    tls: Arc<ReloadingTls>,
-    shutdown: CancellationToken,
-) {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::debug!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            _ = shutdown.cancelled() => break,
-        };
-        let _ = tcp.set_nodelay(true);
-        let acceptor = tls.acceptor();
-        let (router, builder, watcher) = (router.clone(), builder.clone(), graceful.watcher());
-        tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => stream,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => return,
-            };
+/// The TLS handshake of one accepted connection, within [`HANDSHAKE_TIMEOUT`]:
+/// the stream and its client certificate's names, or `None` (logged at debug).
+pub async fn handshake<IO>(
+    tls: &ReloadingTls,
+    io: IO,
+    peer: std::net::SocketAddr,
+) -> Option<(tokio_rustls::server::TlsStream<IO>, PeerNames)>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(io)).await {
+        Ok(Ok(stream)) => {
             let names = peer_names(stream.get_ref().1);
-            let service = hyper::service::service_fn(
-                move |mut request: hyper::Request<hyper::body::Incoming>| {
-                    request.extensions_mut().insert(names.clone());
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    tower::ServiceExt::oneshot(router.clone(), request)
-                },
-            );
-            let connection = builder
-                .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                .into_owned();
-            let _ = watcher.watch(connection).await;
-        });
-    }
-    graceful.shutdown().await;
-}
-
-/// TLS connections for tonic's `serve_with_incoming`: handshakes run in their
-/// own tasks, so a slow client never holds up the accept loop.
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-    tls: Arc<ReloadingTls>,
-    shutdown: CancellationToken,
-) -> tokio_stream::wrappers::ReceiverStream<
-    Result<tokio_rustls::server::TlsStream<tokio::net::TcpStream>, std::io::Error>,
-> {
-    let (tx, rx) = tokio::sync::mpsc::channel(128);
-    tokio::spawn(async move {
-        loop {
-            let tcp = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((tcp, _)) => {
-                        let _ = tcp.set_nodelay(true);
-                        tcp
-                    }
-                    Err(_) => continue,
-                },
-                _ = shutdown.cancelled() => return,
-            };
-            let (acceptor, tx) = (tls.acceptor(), tx.clone());
-            tokio::spawn(async move {
-                if let Ok(Ok(stream)) =
-                    tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-                {
-                    let _ = tx.send(Ok(stream)).await;
-                }
-            });
+            Some((stream, names))
         }
-    });
-    tokio_stream::wrappers::ReceiverStream::new(rx)
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            None
+        }
+        Err(_) => None,
+    }
 }

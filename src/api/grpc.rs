@@ -289,6 +289,7 @@ pub async fn mirror_readiness(
 pub async fn serve<I, IO, IE>(
     state: AppState,
     incoming: I,
+    http2: crate::serve::Http2,
     shutdown: tokio_util::sync::CancellationToken,
 ) -> Result<(), tonic::transport::Error>
 where
@@ -318,6 +319,12 @@ where
         .build_v1alpha()
         .expect("tokend's own descriptors are valid");
     tonic::transport::Server::builder()
+        .http2_keepalive_interval(http2.keepalive_interval)
+        .http2_keepalive_timeout(Some(http2.keepalive_timeout))
+        .max_concurrent_streams(Some(http2.max_concurrent_streams))
+        // Flow control bounds what a peer may send before tokend reads it.
+        .initial_connection_window_size(Some(1 << 20))
+        .initial_stream_window_size(Some(256 << 10))
         .trace_fn(|request| tracing::info_span!("grpc", path = %request.uri().path()))
         .add_service(health)
         .add_service(reflection_v1)

@@ -10,6 +10,7 @@ mod hardening;
 mod helpers;
 mod introspect;
 mod keys;
+mod listeners;
 mod ops;
 mod redis_store;
 mod redis_support;

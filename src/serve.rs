@@ -1,0 +1,132 @@
+//! Serving connections from a guarded listener: HTTP (axum on hyper, plain or
+//! TLS) and the connection stream handed to tonic for gRPC. Both apply the
+//! header-read timeout, HTTP/2 keepalive and stream limits of `[server]`.
+
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ServerConfig;
+use crate::listen::{Connections, Guarded};
+use crate::tls::{PeerNames, ReloadingTls};
+
+/// HTTP/2 settings shared by the HTTP and gRPC listeners.
+#[derive(Debug, Clone, Copy)]
+pub struct Http2 {
+    pub keepalive_interval: Option<Duration>,
+    pub keepalive_timeout: Duration,
+    pub max_concurrent_streams: u32,
+}
+
+impl Http2 {
+    pub fn from_config(server: &ServerConfig) -> Http2 {
+        Http2 {
+            keepalive_interval: (server.http2_keepalive_interval_seconds > 0)
+                .then(|| Duration::from_secs(server.http2_keepalive_interval_seconds)),
+            keepalive_timeout: Duration::from_secs(server.http2_keepalive_timeout_seconds),
+            max_concurrent_streams: server.max_concurrent_streams,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets open connections
+/// finish their requests. Each request carries the peer's address
+/// (`ConnectInfo`) and, over TLS, its client certificate's names ([`PeerNames`]).
+pub async fn http(
+    listener: TcpListener,
+    connections: Arc<Connections>,
+    router: axum::Router,
+    tls: Option<Arc<ReloadingTls>>,
+    http2: Http2,
+    shutdown: CancellationToken,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(connections.limits().header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(http2.keepalive_interval)
+        .keep_alive_timeout(http2.keepalive_timeout)
+        .max_concurrent_streams(http2.max_concurrent_streams);
+    while let Some((tcp, peer)) = connections.accept(&listener, &shutdown).await {
+        let (router, builder, watcher, tls) = (
+            router.clone(),
+            builder.clone(),
+            graceful.watcher(),
+            tls.clone(),
+        );
+        tokio::spawn(async move {
+            match tls {
+                None => serve_connection(tcp, None, peer, router, &builder, watcher).await,
+                Some(tls) => {
+                    if let Some((stream, names)) = crate::tls::handshake(&tls, tcp, peer).await {
+                        serve_connection(stream, Some(names), peer, router, &builder, watcher).await
+                    }
+                }
+            }
+        });
+    }
+    graceful.shutdown().await;
+}
+
+async fn serve_connection<IO>(
+    io: IO,
+    names: Option<PeerNames>,
+    peer: SocketAddr,
+    router: axum::Router,
+    builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
+            if let Some(names) = &names {
+                request.extensions_mut().insert(names.clone());
+            }
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower::ServiceExt::oneshot(router.clone(), request)
+        });
+    let connection = builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service)
+        .into_owned();
+    let _ = watcher.watch(connection).await;
+}
+
+/// Guarded connections for tonic's `serve_with_incoming`, after `handshake`
+/// (identity for plain TCP, TLS otherwise), each in its own task so a slow
+/// client never holds up the accept loop.
+pub fn grpc_incoming<IO, H, F>(
+    listener: TcpListener,
+    connections: Arc<Connections>,
+    handshake: H,
+    shutdown: CancellationToken,
+) -> tokio_stream::wrappers::ReceiverStream<Result<IO, std::io::Error>>
+where
+    IO: Send + 'static,
+    H: Fn(Guarded<TcpStream>, SocketAddr) -> F + Send + 'static,
+    F: Future<Output = Option<IO>> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(128);
+    tokio::spawn(async move {
+        while let Some((tcp, peer)) = connections.accept(&listener, &shutdown).await {
+            let (handshaking, tx) = (handshake(tcp, peer), tx.clone());
+            tokio::spawn(async move {
+                if let Some(stream) = handshaking.await {
+                    let _ = tx.send(Ok(stream)).await;
+                }
+            });
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}

@@ -86,6 +86,10 @@ pub async fn start_with(
         max_body: config.server.max_token_bytes * 3 + 4096,
         max_token_bytes: config.server.max_token_bytes,
         max_batch: config.server.max_batch,
+        max_concurrent_batches: match config.server.max_concurrent_batches {
+            0 => 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        },
     });
 
     for issuer in issuers {

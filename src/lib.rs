@@ -1,8 +1,11 @@
 //! tokend: a token validation service.
 //!
 //! # Layout, in the order a token travels
-//! - [`api`]: HTTP (and later gRPC) fronts — caller authentication, request
-//!   parsing, response shaping. No verification logic lives there.
+//! - [`listen`] and [`serve`]: connections before requests — the connection
+//!   budget, timeouts and eviction, then HTTP and gRPC serving over them.
+//! - [`api`]: HTTP, gRPC and Envoy fronts — caller authentication (for gRPC
+//!   before the body is read), request parsing, response shaping. No
+//!   verification logic lives there.
 //! - [`token`]: the one entry point, [`token::Verifier::check`]: size cap, strict
 //!   base64url and JSON ([`token::parse`]), issuer by exact `iss`, algorithm
 //!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).

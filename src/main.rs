@@ -61,7 +61,7 @@ enum Command {
         /// Revoke by jti (with --iss and --exp).
         #[arg(long, requires_all = ["iss", "exp"], conflicts_with = "sub")]
         jti: Option<String>,
-        /// Revoke every token of this subject (with --iss; --before defaults to now).
+        /// Revoke every token of this subject (with --iss; --before defaults to now + the issuer leeway).
         #[arg(long, requires = "iss")]
         sub: Option<String>,
         #[arg(long)]

@@ -9,7 +9,6 @@ use super::auth::Caller;
 use super::errors::ApiError;
 use super::http::{AppState, readiness};
 use super::revoke;
-use crate::config::Permission;
 use crate::metrics::{Api, Outcome};
 use crate::token::{Verdict, Verified};
 
@@ -27,59 +26,21 @@ pub struct TokenApi {
 }
 
 impl TokenApi {
-    pub fn server(state: AppState) -> TokenServiceServer<TokenApi> {
+    /// The service behind its [`Gate`](super::grpc_gate::Gate), which
+    /// authenticates each call before its message is read.
+    pub fn server(state: AppState) -> super::grpc_gate::Gate<TokenServiceServer<TokenApi>> {
         let tokens = state.max_batch.max(1);
-        // A full batch of maximal tokens, with room for framing and claims in answers.
+        // A full batch of maximal tokens, with room for framing and claims in answers;
+        // the gate holds single-token calls to far less.
         let decode = tokens * (state.max_token_bytes + 64) + 64 * 1024;
         let encode = tokens * (state.max_token_bytes * 2 + 512) + 64 * 1024;
-        TokenServiceServer::new(TokenApi { state })
-            .max_decoding_message_size(decode)
-            .max_encoding_message_size(encode)
-    }
-
-    fn authenticate<T>(
-        &self,
-        request: &Request<T>,
-        permission: Permission,
-        name: &'static str,
-    ) -> Result<Caller, Status> {
-        let value = request
-            .metadata()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""));
-        let cert_names = request
-            .peer_certs()
-            .and_then(|certs| certs.first().map(crate::tls::certificate_names))
-            .unwrap_or_default();
-        let caller = self
-            .state
-            .clients
-            .authenticate_with_cert(value, &cert_names)
-            .map_err(|_| ApiError::InvalidClient.to_status())?;
-        if caller.may(permission) {
-            Ok(caller)
-        } else {
-            Err(ApiError::Forbidden(name).to_status())
-        }
-    }
-
-    /// Authenticates the caller; a refusal is counted in the request metrics.
-    fn admit<T>(
-        &self,
-        request: &Request<T>,
-        started: Instant,
-        permission: Permission,
-        name: &'static str,
-    ) -> Result<Caller, Status> {
-        self.authenticate(request, permission, name)
-            .inspect_err(|status| {
-                let outcome = if status.code() == tonic::Code::Unauthenticated {
-                    Outcome::InvalidClient
-                } else {
-                    Outcome::Forbidden
-                };
-                self.record(started, outcome);
-            })
+        let batches = state.max_concurrent_batches;
+        let service = TokenServiceServer::new(TokenApi {
+            state: state.clone(),
+        })
+        .max_decoding_message_size(decode)
+        .max_encoding_message_size(encode);
+        super::grpc_gate::Gate::new(service, state, batches)
     }
 
     fn record(&self, started: Instant, outcome: Outcome) {
@@ -87,6 +48,16 @@ impl TokenApi {
             .metrics
             .request(Api::Grpc, outcome, started.elapsed());
     }
+}
+
+/// The caller the gate admitted; a call that reached a handler without one
+/// (never, unless the gate is bypassed) is refused.
+fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
+    request
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::InvalidClient.to_status())
 }
 
 impl ApiError {
@@ -173,7 +144,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
         let started = Instant::now();
         let _in_flight = self.state.metrics.in_flight(Api::Grpc);
-        self.admit(&request, started, Permission::Introspect, "introspect")?;
+        caller(&request)?;
         let req = request.into_inner();
         let verdict = self
             .state
@@ -193,7 +164,7 @@ impl TokenService for TokenApi {
     ) -> Result<Response<pb::IntrospectBatchResponse>, Status> {
         let started = Instant::now();
         let _in_flight = self.state.metrics.in_flight(Api::Grpc);
-        self.admit(&request, started, Permission::Introspect, "introspect")?;
+        caller(&request)?;
         let requests = request.into_inner().requests;
         if requests.len() > self.state.max_batch {
             self.record(started, Outcome::BadRequest);
@@ -223,15 +194,11 @@ impl TokenService for TokenApi {
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
         let result = async {
-            let caller = self
-                .authenticate(&request, Permission::Revoke, "revoke")
-                .map_err(|s| {
-                    if s.code() == tonic::Code::Unauthenticated {
-                        ApiError::InvalidClient
-                    } else {
-                        ApiError::Forbidden("revoke")
-                    }
-                })?;
+            let caller = request
+                .extensions()
+                .get::<Caller>()
+                .cloned()
+                .ok_or(ApiError::InvalidClient)?;
             let req = request.get_ref();
             if req.token.is_empty() {
                 return Err(ApiError::InvalidRequest("missing token".into()));

@@ -44,6 +44,8 @@ pub struct Shared {
     pub max_token_bytes: usize,
     /// Most tokens in one gRPC batch.
     pub max_batch: usize,
+    /// `IntrospectBatch` calls decoded at once.
+    pub max_concurrent_batches: usize,
 }
 
 pub type AppState = Arc<Shared>;

@@ -5,5 +5,6 @@ pub mod auth;
 pub mod envoy;
 pub mod errors;
 pub mod grpc;
+pub mod grpc_gate;
 pub mod http;
 pub mod revoke;

@@ -422,3 +422,128 @@ async fn key_url_credentials_never_reach_readyz_admin_or_errors() {
     assert!(admin.contains("HTTP 500"), "{admin}");
     assert!(readyz.contains("\"failing\":true"), "{readyz}");
 }
+
+fn rss_mib(pid: u32) -> u64 {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).unwrap();
+    let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096 / (1 << 20)
+}
+
+/// Finding 3: unauthenticated calls carrying megabytes are refused from their
+/// headers; tokend never decodes (or keeps) their bodies.
+#[tokio::test]
+async fn unauthenticated_grpc_calls_are_refused_before_their_body_is_read() {
+    use std::process::{Command, Stdio};
+    use tokend::api::grpc::pb;
+    let port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (http, grpc) = (port(), port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .args(["serve", "--dev"])
+        .env("TOKEND__SERVER__HTTP_ADDR", format!("127.0.0.1:{http}"))
+        .env("TOKEND__SERVER__GRPC_ADDR", format!("127.0.0.1:{grpc}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let endpoint =
+        tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{grpc}")).unwrap();
+    let started = std::time::Instant::now();
+    let channel = loop {
+        match endpoint.connect().await {
+            Ok(c) => break c,
+            Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            Err(e) => panic!("tokend --dev gRPC: {e}"),
+        }
+    };
+    let client = pb::token_service_client::TokenServiceClient::new(channel);
+    let baseline = rss_mib(child.id());
+    let big = "a".repeat(7 << 20);
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let (mut client, token) = (client.clone(), big.clone());
+        calls.spawn(async move {
+            let result = if i % 2 == 0 {
+                client
+                    .introspect(pb::IntrospectRequest {
+                        token,
+                        ..Default::default()
+                    })
+                    .await
+                    .map(|_| ())
+            } else {
+                client
+                    .introspect_batch(pb::IntrospectBatchRequest {
+                        requests: vec![pb::IntrospectRequest {
+                            token,
+                            ..Default::default()
+                        }],
+                    })
+                    .await
+                    .map(|_| ())
+            };
+            result.unwrap_err().code()
+        });
+    }
+    while let Some(code) = calls.join_next().await {
+        assert_eq!(code.unwrap(), tonic::Code::Unauthenticated);
+    }
+    let after = rss_mib(child.id());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        after < baseline + 64,
+        "RSS {baseline} MiB → {after} MiB after 200 refused 7 MiB calls"
+    );
+}
+
+#[tokio::test]
+async fn single_token_grpc_calls_have_a_small_message_limit() {
+    use tokend::api::grpc::pb;
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, POLICY), "")).await;
+    let mut client = crate::grpc::grpc_client(&app).await;
+    let gateway = Some(("gateway", GATEWAY_SECRET));
+    let call = |token: String| {
+        crate::grpc::with_auth(
+            pb::IntrospectRequest {
+                token,
+                ..Default::default()
+            },
+            gateway,
+        )
+    };
+    let over = client.introspect(call("a".repeat(64 << 10))).await;
+    assert_eq!(over.unwrap_err().code(), tonic::Code::ResourceExhausted);
+    let token = key.sign(Algorithm::ES256, &claims(ISS));
+    assert!(
+        client
+            .introspect(call(token))
+            .await
+            .unwrap()
+            .into_inner()
+            .active
+    );
+    // A batch of many tokens keeps its large limit.
+    let batch = pb::IntrospectBatchRequest {
+        requests: (0..500)
+            .map(|_| pb::IntrospectRequest {
+                token: "b".repeat(4000),
+                ..Default::default()
+            })
+            .collect(),
+    };
+    let answer = client
+        .introspect_batch(crate::grpc::with_auth(batch, gateway))
+        .await
+        .unwrap();
+    assert_eq!(answer.into_inner().responses.len(), 500);
+}

@@ -69,7 +69,7 @@ fn verifier_with(signer: &Signer, alg: Algorithm, cache: bool) -> Verifier {
         vec![issuer],
         8192,
         metrics,
-        Arc::new(tokend::revocation::Revocations::memory()),
+        Arc::new(tokend::revocation::Revocations::memory(2_592_000)),
     );
     if cache {
         verifier.with_cache(100_000)
@@ -263,10 +263,7 @@ fn bench_http_router(c: &mut Criterion) {
         .build()
         .unwrap();
     let app = runtime
-        .block_on(tokend::app::start(
-            config,
-            tokend::api::http::system_clock(),
-        ))
+        .block_on(tokend::app::start(config, tokend::clock::system_clock()))
         .unwrap();
     runtime.block_on(async {
         while !app.state.verifier.issuers()[0].is_loaded() {

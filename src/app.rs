@@ -10,8 +10,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::auth::Clients;
-use crate::api::http::{self, AppState, Clock, Shared};
-use crate::config::Config;
+use crate::api::http::{self, AppState, Shared};
+use crate::clock::Clock;
+use crate::config::{Backend, Config, OnStale};
 use crate::keys::IssuerKeys;
 use crate::listen::{Connections, Limits};
 use crate::metrics::{self, Metrics};
@@ -57,15 +58,16 @@ pub async fn start_with(
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let r = &config.revocation;
-    let revocations = Arc::new(match r.backend.as_str() {
-        "redis" => {
+    let revocations = Arc::new(match r.backend {
+        Backend::Redis => {
             let copy = Arc::new(LocalCopy::default());
             let store = Arc::new(RedisStore::new(r, copy.clone())?);
             tasks.spawn(store.clone().run_feed(shutdown.child_token()));
-            let fail_closed = (r.on_stale == "fail_closed").then_some(r.max_staleness_seconds);
+            let fail_closed =
+                (r.on_stale == OnStale::FailClosed).then_some(r.max_staleness_seconds);
             Revocations::new(store, copy, fail_closed, r.bulk_entry_ttl_seconds)
         }
-        _ => Revocations::memory(),
+        Backend::Memory => Revocations::memory(r.bulk_entry_ttl_seconds),
     });
     let mut verifier = Verifier::new(
         issuers.clone(),

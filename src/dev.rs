@@ -18,7 +18,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::api::errors::ApiError;
-use crate::api::http::Clock;
+use crate::clock::Clock;
 use crate::config::{ClientConfig, Config, ConfigErrors, IssuerConfig};
 use crate::mint::{Signer, jwks};
 use crate::token::Algorithm;
@@ -103,7 +103,7 @@ pub fn setup(
     ))
     .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
     config.clients = vec![client];
-    config.revocation.backend = "memory".into();
+    config.revocation.backend = crate::config::Backend::Memory;
     let config = config.validated()?;
     Ok(DevSetup {
         config,

@@ -24,6 +24,7 @@
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod keys;

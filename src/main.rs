@@ -186,12 +186,12 @@ async fn run(command: Command) -> ExitCode {
                 },
                 (None, _) => return serve_dev().await,
             };
-            if config.revocation.backend == "memory" {
+            if config.revocation.backend == tokend::config::Backend::Memory {
                 tracing::warn!(
                     "revocation.backend = \"memory\": revocations are neither shared between replicas nor kept across restarts"
                 );
             }
-            match tokend::app::start(config, tokend::api::http::system_clock()).await {
+            match tokend::app::start(config, tokend::clock::system_clock()).await {
                 Ok(app) => {
                     app.run_until(tokend::app::shutdown_signal()).await;
                     ExitCode::SUCCESS
@@ -278,7 +278,7 @@ async fn run(command: Command) -> ExitCode {
 
 /// Runs `serve --dev`: prints credentials and a walkthrough to stdout, then serves.
 async fn serve_dev() -> ExitCode {
-    let clock = tokend::api::http::system_clock();
+    let clock = tokend::clock::system_clock();
     let dev = match tokend::dev::setup(std::env::vars(), clock.clone()) {
         Ok(dev) => dev,
         Err(errors) => {

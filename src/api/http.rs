@@ -16,21 +16,10 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use super::auth::{Caller, Clients};
 use super::errors::ApiError;
 use super::revoke::{self, AdminRevocation};
+use crate::clock::Clock;
 use crate::config::Permission;
 use crate::metrics::{Api, Metrics, Outcome};
 use crate::token::{Verdict, Verified, Verifier, fingerprint};
-
-/// Unix seconds, injectable so tests control time.
-pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
-
-pub fn system_clock() -> Clock {
-    Arc::new(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0)
-    })
-}
 
 /// What every handler shares.
 pub struct Shared {

@@ -494,14 +494,15 @@ impl Revocations {
         revocations
     }
 
-    /// An embedded memory store (dev, tests, single process).
-    pub fn memory() -> Revocations {
+    /// An embedded memory store (dev, tests, single process); `bulk_ttl` is
+    /// `revocation.bulk_entry_ttl_seconds`.
+    pub fn memory(bulk_ttl: u64) -> Revocations {
         let copy = Arc::new(LocalCopy::default());
         Revocations::new(
             Arc::new(memory::MemoryStore::new(copy.clone())),
             copy,
             None,
-            2_592_000,
+            bulk_ttl,
         )
     }
 
@@ -602,7 +603,7 @@ impl Revocations {
     /// (every `sweep_every`) until `shutdown`.
     pub async fn run_upkeep(
         self: Arc<Self>,
-        clock: crate::api::http::Clock,
+        clock: crate::clock::Clock,
         sweep_every: std::time::Duration,
         shutdown: tokio_util::sync::CancellationToken,
     ) {

@@ -495,3 +495,35 @@ async fn entries_expire_with_what_they_cover() {
     assert_eq!(revocations.local_copy().len(), 0);
     assert_eq!(app.admin_list("").await["entries"], json!([]));
 }
+
+/// The memory backend honours `bulk_entry_ttl_seconds` as the README says.
+#[tokio::test]
+async fn the_memory_backend_keeps_bulk_entries_for_the_configured_ttl() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let uncapped = "max_lifetime_seconds = 0";
+    let app = spawn_ready(config_with(
+        &jwks_issuer("main", ISS, &idp, uncapped),
+        "[revocation]\nbulk_entry_ttl_seconds = 100",
+    ))
+    .await;
+    let t = now();
+    let stored = app.admin_post(json!({"sub": "alice", "iss": ISS})).await;
+    assert_eq!(stored.status(), 201);
+    let entry: Value = stored.json().await.unwrap();
+    assert_eq!(entry["expires_at"], json!(t + 100));
+    let token = key.sign(
+        Algorithm::ES256,
+        &with(claims(ISS), json!({"iat": t - 10, "exp": t + 300})),
+    );
+    app.set_now(t + 99);
+    assert!(
+        !app.is_active(&token).await,
+        "covered while the entry lives"
+    );
+    app.set_now(t + 101);
+    assert!(
+        app.is_active(&token).await,
+        "the entry lapsed after its TTL"
+    );
+}

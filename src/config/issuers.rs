@@ -1,0 +1,267 @@
+//! `[[issuers]]`: whom tokend trusts, where each issuer's keys come from, and
+//! the claim rules it applies to that issuer's tokens.
+
+use serde::Deserialize;
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use super::defaults;
+use super::secrets::{Secret, resolve_secret};
+use crate::token::alg::{Algorithm, Family};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerConfig {
+    /// Label used in metrics and logs.
+    pub name: String,
+    /// Exact match with a token's `iss`.
+    pub issuer: String,
+    #[serde(default)]
+    pub discovery: bool,
+    pub jwks_uri: Option<String>,
+    pub jwks_file: Option<PathBuf>,
+    pub hmac_secret: Option<String>,
+    pub hmac_secret_env: Option<String>,
+    pub hmac_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub audiences: Vec<String>,
+    /// Allowlist; empty means every asymmetric algorithm (or every HS* one for an HMAC issuer).
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    #[serde(default = "defaults::leeway")]
+    pub leeway_seconds: u64,
+    #[serde(default = "defaults::max_lifetime")]
+    pub max_lifetime_seconds: u64,
+    #[serde(default = "defaults::required_claims")]
+    pub required_claims: Vec<String>,
+    #[serde(default)]
+    pub token_types: Vec<String>,
+    #[serde(default)]
+    pub allow_insecure_http: bool,
+    pub ca_file: Option<PathBuf>,
+    /// Refresh bounds: `Cache-Control: max-age` is clamped into [min, max].
+    #[serde(default = "defaults::min_refresh")]
+    pub min_refresh_seconds: u64,
+    #[serde(default = "defaults::max_refresh")]
+    pub max_refresh_seconds: u64,
+    /// Refresh interval when the JWKS response has no `max-age`.
+    #[serde(default = "defaults::refresh")]
+    pub refresh_seconds: u64,
+    /// Minimum time between refreshes triggered by unknown `kid`s.
+    #[serde(default = "defaults::unknown_kid_interval")]
+    pub unknown_kid_refresh_seconds: u64,
+    /// Total deadline of one fetch (connect, redirects, body).
+    #[serde(default = "defaults::fetch_timeout")]
+    pub fetch_timeout_seconds: u64,
+    #[serde(default = "defaults::max_jwks_bytes")]
+    pub max_jwks_bytes: usize,
+
+    /// Resolved by `validate`: the allowlist as algorithms.
+    #[serde(skip)]
+    pub allowed: Vec<Algorithm>,
+    /// Resolved by `validate`: the HMAC secret's exact bytes.
+    #[serde(skip)]
+    pub hmac_key: Option<Secret>,
+    /// A JWKS given in code (dev mode's built-in issuer), trusted like a key file.
+    #[serde(skip)]
+    pub inline_jwks: Option<String>,
+}
+
+/// Where an issuer's keys come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Discovery,
+    JwksUri(String),
+    JwksFile(PathBuf),
+    Inline(String),
+    Hmac,
+}
+
+impl IssuerConfig {
+    pub fn key_source(&self) -> KeySource {
+        if self.discovery {
+            KeySource::Discovery
+        } else if let Some(uri) = &self.jwks_uri {
+            KeySource::JwksUri(uri.clone())
+        } else if let Some(path) = &self.jwks_file {
+            KeySource::JwksFile(path.clone())
+        } else if let Some(jwks) = &self.inline_jwks {
+            KeySource::Inline(jwks.clone())
+        } else {
+            KeySource::Hmac
+        }
+    }
+}
+
+/// Checks every issuer (names and `iss` unique), resolving algorithms and
+/// secrets; `None` marks an entry that did not parse (its index is kept).
+pub(super) fn validate(issuers: &mut [Option<IssuerConfig>], errors: &mut Vec<String>) {
+    let mut names = BTreeSet::new();
+    let mut seen = BTreeSet::new();
+    for (i, issuer) in issuers.iter_mut().enumerate() {
+        let Some(issuer) = issuer else { continue };
+        let at = format!("issuers[{i}]");
+        if !names.insert(issuer.name.clone()) {
+            errors.push(format!(
+                "{at}.name: duplicate issuer name {:?}",
+                issuer.name
+            ));
+        }
+        if issuer.name.is_empty()
+            || !issuer
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            errors.push(format!(
+                "{at}.name: must be non-empty ASCII letters, digits, '-', '_' or '.'"
+            ));
+        }
+        if issuer.issuer.is_empty() {
+            errors.push(format!("{at}.issuer: must not be empty"));
+        } else if !seen.insert(issuer.issuer.clone()) {
+            errors.push(format!("{at}.issuer: duplicate issuer {:?}", issuer.issuer));
+        }
+        validate_issuer(issuer, &at, errors);
+    }
+}
+
+fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let hmac_given = [
+        issuer.hmac_secret.is_some(),
+        issuer.hmac_secret_env.is_some(),
+        issuer.hmac_secret_file.is_some(),
+    ];
+    let sources = [
+        issuer.discovery,
+        issuer.jwks_uri.is_some(),
+        issuer.jwks_file.is_some() || issuer.inline_jwks.is_some(),
+        hmac_given.iter().any(|b| *b),
+    ];
+    match sources.iter().filter(|b| **b).count() {
+        1 => {}
+        0 => errors.push(format!(
+            "{at}: no key source; set one of discovery = true, jwks_uri, jwks_file, hmac_secret(_env/_file)"
+        )),
+        _ => errors.push(format!(
+            "{at}: more than one key source; set only one of discovery, jwks_uri, jwks_file, hmac_secret(_env/_file)"
+        )),
+    }
+    if hmac_given.iter().filter(|b| **b).count() > 1 {
+        errors.push(format!(
+            "{at}: set only one of hmac_secret, hmac_secret_env, hmac_secret_file"
+        ));
+    }
+    let is_hmac = sources[3];
+    let check_url = |errors: &mut Vec<String>, key: &str, url: &str| match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" => {}
+        Ok(u) if u.scheme() == "http" && issuer.allow_insecure_http => {}
+        Ok(u) if u.scheme() == "http" => errors.push(format!(
+            "{at}.{key}: http:// needs allow_insecure_http = true (loopback tests and dev only)"
+        )),
+        Ok(_) => errors.push(format!("{at}.{key}: must be an https:// URL")),
+        Err(e) => errors.push(format!("{at}.{key}: not a URL: {e}")),
+    };
+    if issuer.discovery {
+        check_url(errors, "issuer", &issuer.issuer);
+    }
+    if let Some(uri) = &issuer.jwks_uri {
+        check_url(errors, "jwks_uri", uri);
+    }
+    if let Some(path) = &issuer.jwks_file
+        && !path.is_file()
+    {
+        errors.push(format!(
+            "{at}.jwks_file: {} is not a readable file",
+            path.display()
+        ));
+    }
+    if let Some(path) = &issuer.ca_file
+        && !path.is_file()
+    {
+        errors.push(format!(
+            "{at}.ca_file: {} is not a readable file",
+            path.display()
+        ));
+    }
+
+    // Fetched key sets never hold symmetric keys and an HMAC issuer holds nothing
+    // else; a local jwks_file may hold either kind (never both: see KeySet).
+    let is_file = sources[2] && !is_hmac;
+    let fits = |alg: Algorithm| is_file || is_hmac == (alg.family() == Family::Hmac);
+    issuer.allowed.clear();
+    for (j, name) in issuer.algorithms.iter().enumerate() {
+        match Algorithm::from_name(name) {
+            Some(alg) if !fits(alg) => errors.push(format!(
+                "{at}.algorithms[{j}]: {name} does not fit this issuer's {} keys",
+                if is_hmac { "HMAC" } else { "public" }
+            )),
+            Some(alg) if !issuer.allowed.contains(&alg) => issuer.allowed.push(alg),
+            Some(_) => {}
+            None if name.eq_ignore_ascii_case("none") => {
+                errors.push(format!("{at}.algorithms[{j}]: \"none\" is never allowed"))
+            }
+            None => errors.push(format!("{at}.algorithms[{j}]: unknown algorithm {name:?}")),
+        }
+    }
+    if issuer.algorithms.is_empty() {
+        issuer.allowed = Algorithm::ALL.into_iter().filter(|a| fits(*a)).collect();
+    }
+
+    if is_hmac {
+        let secret = resolve_secret(
+            errors,
+            at,
+            "hmac_secret",
+            issuer.hmac_secret.as_deref(),
+            issuer.hmac_secret_env.as_deref(),
+            issuer.hmac_secret_file.as_deref(),
+        );
+        if let Some(secret) = secret {
+            if issuer.algorithms.is_empty() {
+                // Unlisted: allow the HS* algorithms this secret is long enough for.
+                issuer
+                    .allowed
+                    .retain(|alg| secret.0.len() >= alg.hmac_min_key_len());
+            }
+            if issuer.allowed.is_empty() {
+                errors.push(format!(
+                    "{at}.hmac_secret: {} bytes is shorter than the 32 bytes HS256 needs",
+                    secret.0.len()
+                ));
+            }
+            for alg in &issuer.allowed {
+                if secret.0.len() < alg.hmac_min_key_len() {
+                    errors.push(format!(
+                        "{at}.hmac_secret: {} bytes is shorter than the {} bytes {alg} needs",
+                        secret.0.len(),
+                        alg.hmac_min_key_len()
+                    ));
+                }
+            }
+            issuer.hmac_key = Some(secret);
+        }
+    }
+
+    for (j, claim) in issuer.required_claims.iter().enumerate() {
+        if claim.is_empty() {
+            errors.push(format!("{at}.required_claims[{j}]: must not be empty"));
+        }
+    }
+    if issuer.min_refresh_seconds == 0 {
+        errors.push(format!("{at}.min_refresh_seconds: must be at least 1"));
+    }
+    if issuer.min_refresh_seconds > issuer.max_refresh_seconds {
+        errors.push(format!(
+            "{at}.min_refresh_seconds: must not exceed max_refresh_seconds"
+        ));
+    }
+    if issuer.fetch_timeout_seconds == 0 || issuer.fetch_timeout_seconds > 60 {
+        errors.push(format!(
+            "{at}.fetch_timeout_seconds: must be between 1 and 60"
+        ));
+    }
+    if issuer.leeway_seconds > 600 {
+        errors.push(format!("{at}.leeway_seconds: at most 600"));
+    }
+}

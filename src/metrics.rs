@@ -144,16 +144,25 @@ pub enum Api {
     Grpc,
     Envoy,
     ForwardAuth,
+    /// `/admin/*`: revocations and issuers.
+    Admin,
 }
 
 impl Api {
-    const ALL: [Api; 4] = [Api::Http, Api::Grpc, Api::Envoy, Api::ForwardAuth];
+    const ALL: [Api; 5] = [
+        Api::Http,
+        Api::Grpc,
+        Api::Envoy,
+        Api::ForwardAuth,
+        Api::Admin,
+    ];
     fn label(self) -> &'static str {
         match self {
             Api::Http => "http",
             Api::Grpc => "grpc",
             Api::Envoy => "envoy",
             Api::ForwardAuth => "forward_auth",
+            Api::Admin => "admin",
         }
     }
 }

@@ -9,6 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::collections::BTreeSet;
 
+use super::errors::ApiError;
 use crate::config::{ClientConfig, Permission};
 
 use crate::token::sha256;
@@ -130,6 +131,50 @@ impl Clients {
 
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
+    }
+
+    /// The one admission check of every front (HTTP, gRPC, admin): who the
+    /// caller is, and whether it may do `permission` (`name` for the answer).
+    pub fn admit(
+        &self,
+        credentials: &Credentials<'_>,
+        permission: Permission,
+        name: &'static str,
+    ) -> Result<Caller, ApiError> {
+        let caller = self
+            .authenticate_with_cert(credentials.authorization, credentials.cert_names)
+            .map_err(|_| ApiError::InvalidClient)?;
+        if caller.may(permission) {
+            Ok(caller)
+        } else {
+            Err(ApiError::Forbidden(name))
+        }
+    }
+}
+
+/// What a caller presented to prove who it is: its `Authorization` value
+/// (a header, or gRPC metadata) and its verified client certificate's names.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Credentials<'a> {
+    pub authorization: Option<&'a str>,
+    pub cert_names: &'a [String],
+}
+
+impl<'a> Credentials<'a> {
+    /// From request headers and extensions (HTTP's [`PeerNames`](crate::tls::PeerNames)).
+    pub fn from_http(
+        headers: &'a axum::http::HeaderMap,
+        extensions: &'a axum::http::Extensions,
+    ) -> Credentials<'a> {
+        Credentials {
+            authorization: headers
+                .get(axum::http::header::AUTHORIZATION)
+                .map(|v| v.to_str().unwrap_or("")),
+            cert_names: extensions
+                .get::<crate::tls::PeerNames>()
+                .map(|p| p.0.as_slice())
+                .unwrap_or_default(),
+        }
     }
 }
 

@@ -14,21 +14,12 @@ use envoy_types::ext_authz::v3::pb::{
     HeaderAppendAction, HeaderValue, HeaderValueOption, HttpStatus, HttpStatusCode, OkHttpResponse,
 };
 use envoy_types::ext_authz::v3::{CheckRequestExt, CheckResponseExt};
-use std::time::Instant;
 use tonic::{Request, Response, Status};
 
-use super::http::{AppState, identity_headers};
+use super::front::{self, IDENTITY_HEADERS, Measured};
+use super::http::AppState;
 use crate::metrics::{Api, Outcome};
-use crate::token::Verdict;
-
-/// The identity headers tokend sets upstream (and strips from clients).
-pub const IDENTITY_HEADERS: [&str; 5] = [
-    "x-auth-subject",
-    "x-auth-issuer",
-    "x-auth-scope",
-    "x-auth-client-id",
-    "x-auth-expires",
-];
+use crate::token::{Presented, RequestFacts, TokenSource, Verdict};
 
 pub struct EnvoyAuthz {
     state: AppState,
@@ -56,10 +47,21 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
 
 /// The bearer token of the checked request, if any.
 fn bearer(request: &CheckRequest) -> Option<&str> {
-    let value = request.get_client_headers()?.get("authorization")?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    front::bearer(request.get_client_headers()?.get("authorization")?)
+}
+
+/// The request Envoy asks about (`attributes.request.http`).
+fn checked_request(request: &CheckRequest) -> RequestFacts<'_> {
+    let http = request
+        .attributes
+        .as_ref()
+        .and_then(|a| a.request.as_ref())
+        .and_then(|r| r.http.as_ref());
+    RequestFacts {
+        method: http.map_or("", |h| h.method.as_str()),
+        host: http.map_or("", |h| h.host.as_str()),
+        path: http.map_or("", |h| h.path.as_str()),
+    }
 }
 
 fn allow(identity: HeaderMap) -> CheckResponse {
@@ -87,10 +89,7 @@ fn deny() -> CheckResponse {
             code: HttpStatusCode::Unauthorized.into(),
         }),
         headers: vec![
-            header(
-                "www-authenticate",
-                r#"Bearer realm="tokend", error="invalid_token""#,
-            ),
+            header("www-authenticate", front::INVALID_TOKEN_CHALLENGE),
             header("content-type", "application/json"),
         ],
         body: r#"{"error":"invalid_token"}"#.to_owned(),
@@ -104,23 +103,29 @@ impl Authorization for EnvoyAuthz {
         &self,
         request: Request<CheckRequest>,
     ) -> Result<Response<CheckResponse>, Status> {
-        let started = Instant::now();
-        let _in_flight = self.state.metrics.in_flight(Api::Envoy);
+        let measured = Measured::start(&self.state.metrics, Api::Envoy);
         let request = request.into_inner();
         let verdict = match bearer(&request) {
-            Some(token) => Some(self.state.verifier.check(token, (self.state.clock)()).await),
+            Some(token) => {
+                let presented = Presented::new(token, TokenSource::Header("authorization"))
+                    .for_request(checked_request(&request));
+                Some(
+                    self.state
+                        .verifier
+                        .check(&presented, (self.state.clock)())
+                        .await,
+                )
+            }
             None => None,
         };
         let (outcome, response) = match &verdict {
-            Some(Verdict::Active(verified)) => match identity_headers(verified) {
+            Some(Verdict::Active(verified)) => match front::identity_headers(verified) {
                 Ok(identity) => (Outcome::Active, allow(identity)),
                 Err(_) => (Outcome::UnsafeClaim, deny()),
             },
             _ => (Outcome::Inactive, deny()),
         };
-        self.state
-            .metrics
-            .request(Api::Envoy, outcome, started.elapsed());
+        measured.finish(outcome);
         Ok(Response::new(response))
     }
 }

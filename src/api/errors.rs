@@ -50,6 +50,18 @@ impl ApiError {
         }
     }
 
+    /// The gRPC half of the table.
+    pub fn to_status(&self) -> tonic::Status {
+        let message = self.description();
+        match self {
+            ApiError::InvalidClient => tonic::Status::unauthenticated(message),
+            ApiError::Forbidden(_) => tonic::Status::permission_denied(message),
+            ApiError::InvalidRequest(_) => tonic::Status::invalid_argument(message),
+            ApiError::Unavailable(_) => tonic::Status::unavailable(message),
+            ApiError::NotFound => tonic::Status::not_found(message),
+        }
+    }
+
     pub fn outcome(&self) -> Outcome {
         match self {
             ApiError::InvalidClient => Outcome::InvalidClient,
@@ -72,5 +84,18 @@ impl IntoResponse for ApiError {
             );
         }
         response
+    }
+}
+
+impl Outcome {
+    /// The outcome an HTTP answer stands for (routes whose errors are `ApiError`s).
+    pub fn from_status(status: StatusCode) -> Outcome {
+        match status.as_u16() {
+            200..=299 => Outcome::Ok,
+            401 => Outcome::InvalidClient,
+            403 => Outcome::Forbidden,
+            503 => Outcome::Unavailable,
+            _ => Outcome::BadRequest,
+        }
     }
 }

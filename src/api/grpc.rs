@@ -2,15 +2,16 @@
 //! `/readyz`, and server reflection, all on `server.grpc_addr`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use super::auth::Caller;
 use super::errors::ApiError;
+use super::front::Measured;
 use super::http::{AppState, readiness};
 use super::revoke;
 use crate::metrics::{Api, Outcome};
-use crate::token::{Verdict, Verified};
+use crate::token::{Presented, TokenSource, Verdict, Verified};
 
 pub mod pb {
     tonic::include_proto!("tokend.v1");
@@ -42,12 +43,6 @@ impl TokenApi {
         .max_encoding_message_size(encode);
         super::grpc_gate::Gate::new(service, state, batches)
     }
-
-    fn record(&self, started: Instant, outcome: Outcome) {
-        self.state
-            .metrics
-            .request(Api::Grpc, outcome, started.elapsed());
-    }
 }
 
 /// The caller the gate admitted; a call that reached a handler without one
@@ -58,20 +53,6 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .get::<Caller>()
         .cloned()
         .ok_or_else(|| ApiError::InvalidClient.to_status())
-}
-
-impl ApiError {
-    /// The gRPC half of the error table (the HTTP half is `status()`).
-    pub fn to_status(&self) -> Status {
-        let message = self.description();
-        match self {
-            ApiError::InvalidClient => Status::unauthenticated(message),
-            ApiError::Forbidden(_) => Status::permission_denied(message),
-            ApiError::InvalidRequest(_) => Status::invalid_argument(message),
-            ApiError::Unavailable(_) => Status::unavailable(message),
-            ApiError::NotFound => Status::not_found(message),
-        }
-    }
 }
 
 /// The RFC 7662 answer in protobuf form.
@@ -142,16 +123,16 @@ impl TokenService for TokenApi {
         &self,
         request: Request<pb::IntrospectRequest>,
     ) -> Result<Response<pb::IntrospectResponse>, Status> {
-        let started = Instant::now();
-        let _in_flight = self.state.metrics.in_flight(Api::Grpc);
+        let measured = Measured::start(&self.state.metrics, Api::Grpc);
         caller(&request)?;
         let req = request.into_inner();
+        let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
         let verdict = self
             .state
             .verifier
-            .check(&req.token, (self.state.clock)())
+            .check(&presented, (self.state.clock)())
             .await;
-        self.record(started, outcome(&verdict));
+        measured.finish(outcome(&verdict));
         Ok(Response::new(introspect_response(
             &verdict,
             req.include_claims,
@@ -162,12 +143,11 @@ impl TokenService for TokenApi {
         &self,
         request: Request<pb::IntrospectBatchRequest>,
     ) -> Result<Response<pb::IntrospectBatchResponse>, Status> {
-        let started = Instant::now();
-        let _in_flight = self.state.metrics.in_flight(Api::Grpc);
+        let measured = Measured::start(&self.state.metrics, Api::Grpc);
         caller(&request)?;
         let requests = request.into_inner().requests;
         if requests.len() > self.state.max_batch {
-            self.record(started, Outcome::BadRequest);
+            measured.finish(Outcome::BadRequest);
             return Err(Status::invalid_argument(format!(
                 "{} tokens in one batch; server.max_batch is {}",
                 requests.len(),
@@ -177,10 +157,11 @@ impl TokenService for TokenApi {
         let now = (self.state.clock)();
         let mut responses = Vec::with_capacity(requests.len());
         for req in &requests {
-            let verdict = self.state.verifier.check(&req.token, now).await;
+            let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
+            let verdict = self.state.verifier.check(&presented, now).await;
             responses.push(introspect_response(&verdict, req.include_claims));
         }
-        self.record(started, Outcome::Ok);
+        measured.finish(Outcome::Ok);
         Ok(Response::new(pb::IntrospectBatchResponse { responses }))
     }
 
@@ -188,8 +169,7 @@ impl TokenService for TokenApi {
         &self,
         request: Request<pb::RevokeRequest>,
     ) -> Result<Response<pb::RevokeResponse>, Status> {
-        let started = Instant::now();
-        let _in_flight = self.state.metrics.in_flight(Api::Grpc);
+        let measured = Measured::start(&self.state.metrics, Api::Grpc);
         let from = request
             .remote_addr()
             .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
@@ -203,16 +183,17 @@ impl TokenService for TokenApi {
             if req.token.is_empty() {
                 return Err(ApiError::InvalidRequest("missing token".into()));
             }
-            revoke::revoke_token(&self.state, &req.token, &caller, &from).await
+            let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
+            revoke::revoke_token(&self.state, &presented, &caller, &from).await
         }
         .await;
         match result {
             Ok(_) => {
-                self.record(started, Outcome::Ok);
+                measured.finish(Outcome::Ok);
                 Ok(Response::new(pb::RevokeResponse {}))
             }
             Err(e) => {
-                self.record(started, e.outcome());
+                measured.finish(e.outcome());
                 Err(e.to_status())
             }
         }

@@ -17,11 +17,11 @@ use tonic::Status;
 use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use super::auth::Caller;
+use super::auth::{Caller, Credentials};
 use super::errors::ApiError;
 use super::http::AppState;
 use crate::config::Permission;
-use crate::metrics::{Api, Outcome};
+use crate::metrics::Api;
 
 /// What the gate knows about each method: the permission and the body limit.
 struct Method {
@@ -70,27 +70,23 @@ impl<S> Gate<S> {
     }
 
     /// The caller of this call, from `authorization` or the client certificate.
-    fn admit<B>(&self, request: &Request<B>, method: &Method) -> Result<Caller, Outcome> {
-        let authorization = request
-            .headers()
-            .get("authorization")
-            .map(|v| v.to_str().unwrap_or(""));
+    fn admit<B>(&self, request: &Request<B>, method: &Method) -> Result<Caller, ApiError> {
         let cert_names = request
             .extensions()
             .get::<TlsConnectInfo<TcpConnectInfo>>()
             .and_then(|info| info.peer_certs())
             .and_then(|certs| certs.first().map(crate::tls::certificate_names))
             .unwrap_or_default();
-        let caller = self
-            .state
+        let credentials = Credentials {
+            authorization: request
+                .headers()
+                .get("authorization")
+                .map(|v| v.to_str().unwrap_or("")),
+            cert_names: &cert_names,
+        };
+        self.state
             .clients
-            .authenticate_with_cert(authorization, &cert_names)
-            .map_err(|_| Outcome::InvalidClient)?;
-        if caller.may(method.permission) {
-            Ok(caller)
-        } else {
-            Err(Outcome::Forbidden)
-        }
+            .admit(&credentials, method.permission, method.name)
     }
 }
 
@@ -125,14 +121,11 @@ where
         let started = Instant::now();
         let caller = match self.admit(&request, &method) {
             Ok(caller) => caller,
-            Err(outcome) => {
+            Err(refused) => {
                 self.state
                     .metrics
-                    .request(Api::Grpc, outcome, started.elapsed());
-                let status = match outcome {
-                    Outcome::InvalidClient => ApiError::InvalidClient.to_status(),
-                    _ => ApiError::Forbidden(method.name).to_status(),
-                };
+                    .request(Api::Grpc, refused.outcome(), started.elapsed());
+                let status = refused.to_status();
                 return Box::pin(async move { Ok(status.into_http()) });
             }
         };

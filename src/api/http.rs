@@ -11,15 +11,16 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::{Map, Value, json};
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::auth::{Caller, Clients};
+use super::auth::{Caller, Clients, Credentials};
 use super::errors::ApiError;
+use super::front::{self, Measured};
 use super::revoke::{self, AdminRevocation};
 use crate::clock::Clock;
 use crate::config::Permission;
 use crate::metrics::{Api, Metrics, Outcome};
-use crate::token::{Verdict, Verified, Verifier, fingerprint};
+use crate::token::{Presented, TokenSource, Verdict, Verified, Verifier, fingerprint};
 
 /// What every handler shares.
 pub struct Shared {
@@ -46,6 +47,17 @@ pub fn router(state: AppState) -> Router {
         .route("/introspect", post(introspect))
         .route("/auth", any(forward_auth))
         .route("/revoke", post(revoke_token))
+        .merge(admin_routes(&state))
+        .merge(probe_routes())
+        .fallback(|| async { ApiError::NotFound })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::catch_panic::CatchPanicLayer::new());
+    with_request_spans(router.with_state(state))
+}
+
+/// `/admin/*`, each request counted under `api="admin"` by its answer's status.
+fn admin_routes(state: &AppState) -> Router<AppState> {
+    Router::new()
         .route(
             "/admin/revocations",
             post(admin_revoke).get(list_revocations),
@@ -56,11 +68,21 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/admin/issuers", get(list_issuers))
         .route("/admin/issuers/{name}/refresh", post(refresh_issuer))
-        .merge(probe_routes())
-        .fallback(|| async { ApiError::NotFound })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new());
-    with_request_spans(router.with_state(state))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            measure_admin,
+        ))
+}
+
+async fn measure_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let measured = Measured::start(&state.metrics, Api::Admin);
+    let response = next.run(request).await;
+    measured.finish(Outcome::from_status(response.status()));
+    response
 }
 
 /// Request ids: the caller's `x-request-id`, else `<pid>-<counter>` in hex.
@@ -171,22 +193,8 @@ fn authenticate(
     permission: Permission,
     name: &'static str,
 ) -> Result<Caller, ApiError> {
-    let value = headers
-        .get(header::AUTHORIZATION)
-        .map(|v| v.to_str().unwrap_or(""));
-    let cert_names = extensions
-        .get::<crate::tls::PeerNames>()
-        .map(|p| p.0.as_slice())
-        .unwrap_or_default();
-    let caller = state
-        .clients
-        .authenticate_with_cert(value, cert_names)
-        .map_err(|_| ApiError::InvalidClient)?;
-    if caller.may(permission) {
-        Ok(caller)
-    } else {
-        Err(ApiError::Forbidden(name))
-    }
+    let credentials = Credentials::from_http(headers, extensions);
+    state.clients.admit(&credentials, permission, name)
 }
 
 /// `authenticate` for a handler holding the whole request.
@@ -264,12 +272,12 @@ fn form_pairs(body: &[u8]) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str
 }
 
 async fn introspect(State(state): State<AppState>, request: Request) -> Response {
-    let started = Instant::now();
-    let _in_flight = state.metrics.in_flight(Api::Http);
+    let measured = Measured::start(&state.metrics, Api::Http);
     let result = async {
         let caller = admit(&state, &request, Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
-        let verdict = state.verifier.check(&token, (state.clock)()).await;
+        let presented = Presented::new(&token, TokenSource::FormBody);
+        let verdict = state.verifier.check(&presented, (state.clock)()).await;
         tracing::debug!(caller = %caller.id, token = %fingerprint(&token), reason = ?verdict.reason(), "introspect");
         Ok::<_, ApiError>(verdict)
     }
@@ -286,7 +294,7 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
         Err(e) => (e.outcome(), e.into_response()),
     };
     tracing::Span::current().record("result", outcome.label());
-    state.metrics.request(Api::Http, outcome, started.elapsed());
+    measured.finish(outcome);
     response
 }
 
@@ -309,80 +317,38 @@ pub fn introspection_json(verified: &Verified) -> Bytes {
 /// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Caddy
 /// `forward_auth`: the end user's bearer token in, a verdict and identity headers out.
 async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let started = Instant::now();
-    let _in_flight = state.metrics.in_flight(Api::ForwardAuth);
+    let measured = Measured::start(&state.metrics, Api::ForwardAuth);
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim());
+        .and_then(front::bearer);
     let verdict = match token {
-        Some(t) if !t.is_empty() => Some(state.verifier.check(t, (state.clock)()).await),
-        _ => None,
+        Some(token) => {
+            let presented = Presented::new(token, TokenSource::Header("authorization"))
+                .for_request(front::forwarded_request(&headers));
+            Some(state.verifier.check(&presented, (state.clock)()).await)
+        }
+        None => None,
     };
     let (outcome, response) = match verdict {
-        Some(Verdict::Active(verified)) => match identity_headers(&verified) {
+        Some(Verdict::Active(verified)) => match front::identity_headers(&verified) {
             Ok(identity) => (Outcome::Active, identity.into_response()),
             Err(_) => (Outcome::UnsafeClaim, invalid_token()),
         },
         _ => (Outcome::Inactive, invalid_token()),
     };
-    state
-        .metrics
-        .request(Api::ForwardAuth, outcome, started.elapsed());
+    measured.finish(outcome);
     response
-}
-
-/// The identity headers a gateway forwards upstream. All five are always
-/// present, empty when the token lacks the claim, so that gateways copying
-/// them (Caddy's `copy_headers`, Traefik's `authResponseHeaders`) overwrite any
-/// client-sent copy instead of passing it on.
-///
-/// A claim that a header cannot carry byte for byte refuses the request:
-/// emptied it would read as "no subject", trimmed by a proxy `" admin"` would
-/// become `admin`. Header-safe means printable ASCII (0x20–0x7E) with no
-/// leading or trailing space.
-pub fn identity_headers(verified: &Verified) -> Result<HeaderMap, UnsafeClaim> {
-    let claims = &verified.claims;
-    let mut headers = HeaderMap::with_capacity(5);
-    for (name, value) in [
-        ("x-auth-subject", claims.sub()),
-        ("x-auth-issuer", claims.iss()),
-        ("x-auth-scope", claims.scope()),
-        ("x-auth-client-id", claims.client_id()),
-    ] {
-        let value = match value {
-            None => HeaderValue::from_static(""),
-            Some(v) if header_safe(v) => HeaderValue::from_str(v).map_err(|_| UnsafeClaim(name))?,
-            Some(_) => return Err(UnsafeClaim(name)),
-        };
-        headers.insert(HeaderName::from_static(name), value);
-    }
-    let expires = claims.exp().map(|e| HeaderValue::from(e as i64));
-    headers.insert(
-        HeaderName::from_static("x-auth-expires"),
-        expires.unwrap_or(HeaderValue::from_static("")),
-    );
-    Ok(headers)
-}
-
-/// The identity header whose claim a header cannot carry losslessly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnsafeClaim(pub &'static str);
-
-fn header_safe(value: &str) -> bool {
-    value.bytes().all(|b| (0x20..=0x7e).contains(&b))
-        && !value.starts_with(' ')
-        && !value.ends_with(' ')
 }
 
 /// The challenge `/auth` answers when it refuses a token.
 fn invalid_token() -> Response {
-    let challenge = HeaderValue::from_static("Bearer realm=\"tokend\", error=\"invalid_token\"");
     (
         StatusCode::UNAUTHORIZED,
-        [(header::WWW_AUTHENTICATE, challenge)],
+        [(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(front::INVALID_TOKEN_CHALLENGE),
+        )],
     )
         .into_response()
 }
@@ -562,20 +528,20 @@ fn peer(request: &Request) -> String {
 /// RFC 7009 revocation: 200 for every well-formed request, 503 if the store
 /// cannot take the write.
 async fn revoke_token(State(state): State<AppState>, request: Request) -> Response {
-    let started = Instant::now();
-    let _in_flight = state.metrics.in_flight(Api::Http);
+    let measured = Measured::start(&state.metrics, Api::Http);
     let from = peer(&request);
     let result = async {
         let caller = admit(&state, &request, Permission::Revoke, "revoke")?;
         let token = read_token_form(request, state.max_body).await?;
-        revoke::revoke_token(&state, &token, &caller, &from).await
+        let presented = Presented::new(&token, TokenSource::FormBody);
+        revoke::revoke_token(&state, &presented, &caller, &from).await
     }
     .await;
     let (outcome, response) = match result {
         Ok(_) => (Outcome::Ok, StatusCode::OK.into_response()),
         Err(e) => (e.outcome(), e.into_response()),
     };
-    state.metrics.request(Api::Http, outcome, started.elapsed());
+    measured.finish(outcome);
     response
 }
 

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod envoy;
 pub mod errors;
+pub mod front;
 pub mod grpc;
 pub mod grpc_gate;
 pub mod http;

@@ -8,7 +8,7 @@ use super::auth::Caller;
 use super::errors::ApiError;
 use super::http::Shared;
 use crate::revocation::{Entry, StoreError};
-use crate::token::Verdict;
+use crate::token::{Presented, TokenSource, Verdict};
 
 fn unavailable(e: StoreError) -> ApiError {
     ApiError::Unavailable(format!(
@@ -38,12 +38,13 @@ fn audit(action: &str, entry: &Entry, caller: &Caller, from: &str) {
 /// (`Ok(None)`), so a forged token cannot revoke someone else's `jti`.
 pub async fn revoke_token(
     state: &Shared,
-    token: &str,
+    presented: &Presented<'_>,
     caller: &Caller,
     from: &str,
 ) -> Result<Option<Entry>, ApiError> {
     let now = (state.clock)();
-    let verified = match state.verifier.check(token, now).await {
+    let token = presented.token;
+    let verified = match state.verifier.check(presented, now).await {
         Verdict::Active(v) => v,
         Verdict::Inactive(reason) => {
             tracing::debug!(caller = %caller.id, token = %crate::token::fingerprint(token), %reason, "revoke: nothing to store");
@@ -91,7 +92,8 @@ pub async fn admin_revoke(
             sub: None,
             before: None,
         } => {
-            let verified = match state.verifier.check(&token, now).await {
+            let presented = Presented::new(&token, TokenSource::AdminBody);
+            let verified = match state.verifier.check(&presented, now).await {
                 Verdict::Active(v) => v,
                 Verdict::Inactive(reason) => {
                     return Err(ApiError::InvalidRequest(format!(

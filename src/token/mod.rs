@@ -4,10 +4,12 @@
 pub mod alg;
 pub mod claims;
 pub mod parse;
+pub mod presented;
 pub mod reason;
 pub mod verify;
 
 pub use alg::Algorithm;
+pub use presented::{Presented, RequestFacts, TokenSource};
 pub use reason::Reason;
 pub use verify::{Verdict, Verified, Verifier};
 

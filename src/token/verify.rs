@@ -7,6 +7,7 @@ use std::time::Instant;
 use super::alg::Algorithm;
 use super::claims::{Claims, typ_accepted};
 use super::parse::Jws;
+use super::presented::Presented;
 use super::reason::Reason;
 use crate::cache::TokenCache;
 use crate::keys::IssuerKeys;
@@ -157,10 +158,11 @@ impl Verifier {
         entry.with_times(expires, now, by)
     }
 
-    /// Checks one token at `now` (Unix seconds). Never fails: every problem is an
-    /// inactive verdict with its reason. Awaits only when the token names an
-    /// unknown `kid` and triggers the (bounded) key refresh.
-    pub async fn check(&self, token: &str, now: u64) -> Verdict {
+    /// Checks one presented token at `now` (Unix seconds). Never fails: every
+    /// problem is an inactive verdict with its reason. Awaits only when the
+    /// token names an unknown `kid` and triggers the (bounded) key refresh.
+    pub async fn check(&self, presented: &Presented<'_>, now: u64) -> Verdict {
+        let token = presented.token;
         let started = Instant::now();
         let mut seen = Seen::default();
         let result = self.check_rules(token, now, &mut seen).await;

@@ -559,7 +559,9 @@ async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
                 .map(|_| char::from_u32(rng.random_range(0..0x800)).unwrap_or('.'))
                 .collect(),
         };
-        if let tokend::token::Verdict::Active(verified) = verifier.check(&token, now()).await {
+        if let tokend::token::Verdict::Active(verified) =
+            verifier.check(&presented(&token), now()).await
+        {
             active += 1;
             let answer = tokend::api::http::introspection_json(&verified);
             let parsed = tokend::token::parse::parse_object(&answer)
@@ -567,7 +569,7 @@ async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
             assert_eq!(parsed["active"], true, "seed {seed}, token {i}");
             assert_eq!(parsed["token_type"], "Bearer");
             // Either every header carries its claim exactly, or the request is refused.
-            if let Ok(headers) = tokend::api::http::identity_headers(&verified) {
+            if let Ok(headers) = tokend::api::front::identity_headers(&verified) {
                 let client = headers["x-auth-client-id"].to_str().unwrap();
                 assert!(
                     client.is_empty()

@@ -317,10 +317,22 @@ pub fn with(c: Value, changes: Value) -> Value {
     c
 }
 
+/// `token` as an introspection request presents it.
+pub fn presented(token: &str) -> tokend::token::Presented<'_> {
+    tokend::token::Presented::new(token, tokend::token::TokenSource::FormBody)
+}
+
 /// Waits until `token` is inactive on `app` (a replica catching up).
 pub async fn until_inactive(app: &TestApp, token: &str, limit: Duration) {
     let started = std::time::Instant::now();
-    while app.app.state.verifier.check(token, now()).await.is_active() {
+    while app
+        .app
+        .state
+        .verifier
+        .check(&presented(token), now())
+        .await
+        .is_active()
+    {
         assert!(started.elapsed() < limit, "still active after {limit:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }

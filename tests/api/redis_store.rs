@@ -41,7 +41,12 @@ pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> b
 
 /// Whether `app` (in-process, no HTTP) finds the token active right now.
 async fn active_here(app: &TestApp, token: &str) -> bool {
-    app.app.state.verifier.check(token, now()).await.is_active()
+    app.app
+        .state
+        .verifier
+        .check(&presented(token), now())
+        .await
+        .is_active()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

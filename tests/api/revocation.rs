@@ -527,3 +527,32 @@ async fn the_memory_backend_keeps_bulk_entries_for_the_configured_ttl() {
         "the entry lapsed after its TTL"
     );
 }
+
+#[tokio::test]
+async fn admin_requests_are_counted_by_their_answer() {
+    let (_idp, app, _key) = setup().await;
+    app.admin_list("").await;
+    let anonymous = app
+        .http
+        .get(format!("{}/admin/revocations", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let as_revoker = app
+        .http
+        .get(format!("{}/admin/issuers", app.base))
+        .basic_auth("revoker", Some(REVOKER_SECRET))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(as_revoker.status(), 403);
+    let metrics = app.metrics().await;
+    for line in [
+        r#"tokend_requests_total{api="admin",result="ok"} 1"#,
+        r#"tokend_requests_total{api="admin",result="invalid_client"} 1"#,
+        r#"tokend_requests_total{api="admin",result="forbidden"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+}

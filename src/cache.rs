@@ -13,9 +13,9 @@
 use dashmap::DashMap;
 use dashmap::try_result::TryResult;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::token::Verified;
+use crate::token::{TokenDigest, Verified};
 
 /// The index is already the first half of a SHA-256: hashing it again (with
 /// the map's default SipHash) would spend time for no spread. An attacker
@@ -53,20 +53,22 @@ pub struct TokenCache {
     map: DashMap<u128, Cached, Index>,
     max_entries: usize,
     last_prune: AtomicU64,
+    /// Entries in `map`, kept beside it.
+    count: AtomicUsize,
     hits: metrics::Counter,
     misses: metrics::Counter,
     size: metrics::Gauge,
 }
 
 /// The SHA-256's first half, the map's index.
-fn index(hash: &[u8; 32]) -> u128 {
+fn index(TokenDigest(hash): &TokenDigest) -> u128 {
     let mut first = [0u8; 16];
     first.copy_from_slice(&hash[..16]);
     u128::from_be_bytes(first)
 }
 
 /// The SHA-256's second half, kept in the entry.
-fn tail(hash: &[u8; 32]) -> [u8; 16] {
+fn tail(TokenDigest(hash): &TokenDigest) -> [u8; 16] {
     let mut second = [0u8; 16];
     second.copy_from_slice(&hash[16..]);
     second
@@ -78,6 +80,7 @@ impl TokenCache {
             map: DashMap::default(),
             max_entries,
             last_prune: AtomicU64::new(0),
+            count: AtomicUsize::new(0),
             hits: metrics::counter!(crate::metrics::CACHE_HITS),
             misses: metrics::counter!(crate::metrics::CACHE_MISSES),
             size: metrics::gauge!(crate::metrics::CACHE_ENTRIES),
@@ -85,7 +88,7 @@ impl TokenCache {
     }
 
     /// The verified token for this SHA-256, if cached and not expired at `now`.
-    pub fn get(&self, hash: &[u8; 32], now: u64) -> Option<Arc<Verified>> {
+    pub fn get(&self, hash: &TokenDigest, now: u64) -> Option<Arc<Verified>> {
         let found = match self.map.try_get(&index(hash)) {
             TryResult::Present(entry)
                 if entry.tail == tail(hash) && (now as f64) < entry.expires_at =>
@@ -102,14 +105,15 @@ impl TokenCache {
     }
 
     /// Caches a verified token until `expires_at` (its `exp` plus leeway).
-    pub fn insert(&self, hash: [u8; 32], verified: Arc<Verified>, expires_at: f64, now: u64) {
-        if self.map.len() >= self.max_entries {
+    pub fn insert(&self, hash: TokenDigest, verified: Arc<Verified>, expires_at: f64, now: u64) {
+        // A counter, not `DashMap::len()`, which locks every shard.
+        if self.count.load(Ordering::Relaxed) >= self.max_entries {
             self.prune(now);
-            if self.map.len() >= self.max_entries {
+            if self.count.load(Ordering::Relaxed) >= self.max_entries {
                 return;
             }
         }
-        self.map.insert(
+        let replaced = self.map.insert(
             index(&hash),
             Cached {
                 tail: tail(&hash),
@@ -117,13 +121,22 @@ impl TokenCache {
                 expires_at,
             },
         );
-        self.size.set(self.map.len() as f64);
+        if replaced.is_none() {
+            let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+            self.size.set(n as f64);
+        }
     }
 
     /// Forgets a token (its key left the set, or it was found expired).
-    pub fn remove(&self, hash: &[u8; 32]) {
-        self.map
-            .remove_if(&index(hash), |_, entry| entry.tail == tail(hash));
+    pub fn remove(&self, hash: &TokenDigest) {
+        if self
+            .map
+            .remove_if(&index(hash), |_, entry| entry.tail == tail(hash))
+            .is_some()
+        {
+            let n = self.count.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+            self.size.set(n as f64);
+        }
     }
 
     /// Drops expired entries, at most once a second.
@@ -138,11 +151,14 @@ impl TokenCache {
             return;
         }
         self.map.retain(|_, entry| (now as f64) < entry.expires_at);
-        self.size.set(self.map.len() as f64);
+        // Pruning is rare (at most once a second, only when full): recount.
+        let n = self.map.len();
+        self.count.store(n, Ordering::Relaxed);
+        self.size.set(n as f64);
     }
 
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -169,9 +185,9 @@ mod tests {
     #[test]
     fn an_index_collision_never_returns_another_tokens_claims() {
         let cache = TokenCache::new(10);
-        let a = [7u8; 32];
+        let a = TokenDigest([7u8; 32]);
         let mut b = a;
-        b[31] = 8; // same first 16 bytes: same index, different token
+        b.0[31] = 8; // same first 16 bytes: same index, different token
         cache.insert(a, verified("alice"), 2000.0, 1000);
         assert_eq!(cache.get(&a, 1000).unwrap().claims.sub(), Some("alice"));
         assert!(cache.get(&b, 1000).is_none());
@@ -182,21 +198,21 @@ mod tests {
     #[test]
     fn entries_end_with_the_token_and_the_cache_stays_bounded() {
         let cache = TokenCache::new(3);
-        cache.insert([1; 32], verified("a"), 1500.0, 1000);
-        assert!(cache.get(&[1; 32], 1499).is_some());
+        cache.insert(TokenDigest([1; 32]), verified("a"), 1500.0, 1000);
+        assert!(cache.get(&TokenDigest([1; 32]), 1499).is_some());
         assert!(
-            cache.get(&[1; 32], 1500).is_none(),
+            cache.get(&TokenDigest([1; 32]), 1500).is_none(),
             "expired with its token"
         );
         for i in 2..10u8 {
-            cache.insert([i; 32], verified("x"), 3000.0, 1000);
+            cache.insert(TokenDigest([i; 32]), verified("x"), 3000.0, 1000);
             assert!(cache.len() <= 3);
         }
         // a second later the expired entry is pruned and a new token fits
-        cache.insert([42; 32], verified("y"), 3000.0, 1600);
+        cache.insert(TokenDigest([42; 32]), verified("y"), 3000.0, 1600);
         assert!(cache.len() <= 3);
         assert!(
-            cache.get(&[42; 32], 1600).is_some(),
+            cache.get(&TokenDigest([42; 32]), 1600).is_some(),
             "room was made by pruning the expired entry"
         );
     }

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use crate::token::Reason;
+use crate::token::{Reason, WholeToken};
 
 /// What an entry revokes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -187,7 +187,7 @@ pub enum TokenId<'a> {
     /// while the copy holds any).
     SigningInput {
         signing_input: &'a [u8; 32],
-        token: &'a str,
+        token: &'a WholeToken<'a>,
     },
 }
 
@@ -368,8 +368,10 @@ impl LocalCopy {
                 .legacy_hashes
                 .load(std::sync::atomic::Ordering::Relaxed)
         {
-            let hash = crate::token::sha256(token.as_bytes());
-            let legacy = [LEGACY_TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(&hash)];
+            let legacy = [
+                LEGACY_TOKEN_HASH_PREFIX.as_bytes(),
+                &hex_lower(&token.digest().0),
+            ];
             if revoked(fingerprint(Kind::Jti, iss, &legacy)) {
                 return true;
             }
@@ -682,17 +684,22 @@ mod tests {
         let copy = LocalCopy::default();
         let input = crate::token::sha256(b"a.b");
         copy.apply(&Entry::signing_input("i", &input).with_times(2000, 0, "t"));
+        let (first, second) = (
+            WholeToken::new("a.b.c"),
+            WholeToken::new("a.b.other-signature"),
+        );
         let id = |signing_input, token| TokenId::SigningInput {
             signing_input,
             token,
         };
-        assert!(copy.is_revoked("i", id(&input, "a.b.c"), None, None, 1));
+        assert!(copy.is_revoked("i", id(&input, &first), None, None, 1));
         assert!(
-            copy.is_revoked("i", id(&input, "a.b.other-signature"), None, None, 1),
+            copy.is_revoked("i", id(&input, &second), None, None, 1),
             "any signature over the same input"
         );
         let other = crate::token::sha256(b"a.x");
-        assert!(!copy.is_revoked("i", id(&other, "a.x.c"), None, None, 1));
+        let third = WholeToken::new("a.x.c");
+        assert!(!copy.is_revoked("i", id(&other, &third), None, None, 1));
     }
 
     #[test]
@@ -704,9 +711,10 @@ mod tests {
             hex::encode(crate::token::sha256(token.as_bytes()))
         );
         let input = crate::token::sha256(b"a.b");
+        let whole = WholeToken::new(token);
         let id = TokenId::SigningInput {
             signing_input: &input,
-            token,
+            token: &whole,
         };
         assert!(!copy.is_revoked("i", id, None, None, 1));
         copy.apply(&Entry::jti("i", &legacy).with_times(2000, 0, "t"));

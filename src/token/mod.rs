@@ -21,6 +21,40 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
     out
 }
 
+/// The SHA-256 of a whole token string: the verified-token cache key (each
+/// distinct encoding is verified once on its own), and the id of revocations
+/// stored before ids moved to the signing input. Computed at most once per
+/// request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TokenDigest(pub [u8; 32]);
+
+impl TokenDigest {
+    pub fn of(token: &str) -> TokenDigest {
+        TokenDigest(sha256(token.as_bytes()))
+    }
+}
+
+/// One request's token text with its [`TokenDigest`], hashed on first use
+/// (by the cache, or by a legacy revocation lookup) and then shared.
+#[derive(Debug)]
+pub struct WholeToken<'a> {
+    pub text: &'a str,
+    digest: std::cell::OnceCell<TokenDigest>,
+}
+
+impl<'a> WholeToken<'a> {
+    pub fn new(text: &'a str) -> WholeToken<'a> {
+        WholeToken {
+            text,
+            digest: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn digest(&self) -> &TokenDigest {
+        self.digest.get_or_init(|| TokenDigest::of(self.text))
+    }
+}
+
 /// A short, non-reversible fingerprint of a token for logs: the first 8 bytes of
 /// its SHA-256 in hex. A token is never logged whole.
 pub fn fingerprint(token: &str) -> String {

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::WholeToken;
 use super::alg::Algorithm;
 use super::claims::{Claims, typ_accepted};
 use super::parse::Jws;
@@ -68,7 +69,7 @@ impl Verified {
 
     /// What names this one token for revocation: its `jti`, else the SHA-256
     /// of its signing input (computed by `new` exactly when there is no `jti`).
-    pub fn token_id<'a>(&'a self, token: &'a str) -> TokenId<'a> {
+    pub fn token_id<'a>(&'a self, token: &'a WholeToken<'a>) -> TokenId<'a> {
         match &self.signing_input_sha256 {
             Some(signing_input) => TokenId::SigningInput {
                 signing_input,
@@ -150,9 +151,9 @@ impl Verifier {
         let policy = &self.issuers[verified.issuer].config;
         let claims = &verified.claims;
         let iss = claims.iss().unwrap_or_default();
-        let entry = match verified.token_id("") {
-            TokenId::Jti(jti) => Entry::jti(iss, jti),
-            TokenId::SigningInput { signing_input, .. } => Entry::signing_input(iss, signing_input),
+        let entry = match &verified.signing_input_sha256 {
+            Some(signing_input) => Entry::signing_input(iss, signing_input),
+            None => Entry::jti(iss, claims.jti().unwrap_or_default()),
         };
         let expires = expiry_after(claims.exp().unwrap_or(0.0), policy.leeway_seconds);
         entry.with_times(expires, now, by)
@@ -184,34 +185,38 @@ impl Verifier {
         if token.len() > self.max_token_bytes {
             return Err(Reason::TooLarge);
         }
-        // The token's SHA-256: the cache key.
-        let hash = self.cache.as_ref().map(|_| super::sha256(token.as_bytes()));
-        if let (Some(cache), Some(hash)) = (&self.cache, &hash)
-            && let Some(verified) = cache.get(hash, now)
+        let whole = WholeToken::new(token);
+        if let Some(cache) = &self.cache
+            && let Some(verified) = cache.get(whole.digest(), now)
         {
             seen.issuer = Some(verified.issuer);
             seen.alg = Some(verified.alg);
             let issuer = &self.issuers[verified.issuer];
             if issuer.keys().has_key(verified.key) {
-                self.check_revocation(&verified, token, now)?;
+                self.check_revocation(&verified, &whole, now)?;
                 return Ok(verified);
             }
             // Its key left the set: forget it and judge the token afresh.
-            cache.remove(hash);
+            cache.remove(whole.digest());
         }
         let verified = Arc::new(self.verify_in_full(token, now, seen).await?);
-        self.check_revocation(&verified, token, now)?;
-        if let (Some(cache), Some(hash)) = (&self.cache, hash) {
+        self.check_revocation(&verified, &whole, now)?;
+        if let Some(cache) = &self.cache {
             let leeway = self.issuers[verified.issuer].config.leeway_seconds as f64;
             let expires_at = verified.claims.exp().unwrap_or(0.0) + leeway;
-            cache.insert(hash, verified.clone(), expires_at, now);
+            cache.insert(*whole.digest(), verified.clone(), expires_at, now);
         }
         Ok(verified)
     }
 
     /// Revocation by `jti`, or by the SHA-256 of the signing input when it has
     /// none; subject; issuer.
-    fn check_revocation(&self, verified: &Verified, token: &str, now: u64) -> Result<(), Reason> {
+    fn check_revocation(
+        &self,
+        verified: &Verified,
+        token: &WholeToken<'_>,
+        now: u64,
+    ) -> Result<(), Reason> {
         let claims = &verified.claims;
         let iss = claims.iss().unwrap_or_default();
         let policy = &self.issuers[verified.issuer].config;

@@ -69,7 +69,7 @@ pub struct IssuerConfig {
 
 /// Where an issuer's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum KeySource {
+pub enum KeySourceConfig {
     Discovery,
     JwksUri(String),
     JwksFile(PathBuf),
@@ -78,17 +78,17 @@ pub enum KeySource {
 }
 
 impl IssuerConfig {
-    pub fn key_source(&self) -> KeySource {
+    pub fn key_source(&self) -> KeySourceConfig {
         if self.discovery {
-            KeySource::Discovery
+            KeySourceConfig::Discovery
         } else if let Some(uri) = &self.jwks_uri {
-            KeySource::JwksUri(uri.clone())
+            KeySourceConfig::JwksUri(uri.clone())
         } else if let Some(path) = &self.jwks_file {
-            KeySource::JwksFile(path.clone())
+            KeySourceConfig::JwksFile(path.clone())
         } else if let Some(jwks) = &self.inline_jwks {
-            KeySource::Inline(jwks.clone())
+            KeySourceConfig::Inline(jwks.clone())
         } else {
-            KeySource::Hmac
+            KeySourceConfig::Hmac
         }
     }
 }

@@ -13,7 +13,7 @@ mod server;
 
 pub use cache::CacheConfig;
 pub use clients::{ClientConfig, Permission};
-pub use issuers::{IssuerConfig, KeySource};
+pub use issuers::{IssuerConfig, KeySourceConfig};
 pub use revocation::{Backend, OnStale, RevocationConfig};
 pub use secrets::Secret;
 pub use server::{ServerConfig, TlsConfig};

@@ -10,6 +10,7 @@
 pub mod fetch;
 pub mod jwk;
 pub mod set;
+pub mod source;
 
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +19,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
-use crate::config::{IssuerConfig, KeySource};
+use crate::config::IssuerConfig;
 use crate::metrics::Metrics;
-use fetch::{FetchError, Fetcher};
-use jwk::{Jwk, Source};
+use fetch::FetchError;
 use set::{JwksError, KeySet};
+use source::{KeySource, Loaded};
 
 /// The longest a request waits for the refresh its unknown `kid` triggered.
 pub const UNKNOWN_KID_WAIT: Duration = Duration::from_millis(500);
@@ -65,7 +66,7 @@ pub struct IssuerKeys {
     /// Milliseconds since `epoch` of the last unknown-kid refresh (0: never).
     last_kid_refresh_ms: AtomicU64,
     epoch: Instant,
-    fetcher: Option<Fetcher>,
+    source: Box<dyn KeySource>,
     metrics: Arc<Metrics>,
 }
 
@@ -74,11 +75,8 @@ impl IssuerKeys {
         index: usize,
         config: IssuerConfig,
         metrics: Arc<Metrics>,
-    ) -> Result<IssuerKeys, FetchError> {
-        let fetcher = match config.key_source() {
-            KeySource::Discovery | KeySource::JwksUri(_) => Some(Fetcher::new(&config)?),
-            KeySource::JwksFile(_) | KeySource::Inline(_) | KeySource::Hmac => None,
-        };
+    ) -> Result<IssuerKeys, RefreshError> {
+        let source = source::from_config(&config)?;
         Ok(IssuerKeys {
             index,
             config,
@@ -89,7 +87,7 @@ impl IssuerKeys {
             attempts: watch::channel(0).0,
             last_kid_refresh_ms: AtomicU64::new(0),
             epoch: Instant::now(),
-            fetcher,
+            source,
             metrics,
         })
     }
@@ -116,12 +114,12 @@ impl IssuerKeys {
     /// Returns how long to wait before the next scheduled refresh.
     pub async fn refresh_now(&self) -> Result<Duration, RefreshError> {
         let started = std::time::Instant::now();
-        let result = self.load().await;
+        let result = self.source.load().await;
         self.metrics
             .jwks_fetch_seconds(self.index, started.elapsed());
         let now = SystemTime::now();
         let outcome = match result {
-            Ok((set, max_age)) => {
+            Ok(Loaded { set, max_age }) => {
                 for (kid, why) in &set.rejected {
                     tracing::warn!(issuer = %self.config.name, kid = ?kid, %why, "key left out of the key set");
                 }
@@ -161,59 +159,11 @@ impl IssuerKeys {
         outcome
     }
 
-    async fn load(&self) -> Result<(KeySet, Option<Duration>), RefreshError> {
-        match self.config.key_source() {
-            KeySource::Hmac => {
-                let secret = self
-                    .config
-                    .hmac_key
-                    .as_ref()
-                    .map(|s| s.0.as_slice())
-                    .unwrap_or_default();
-                let key = Jwk::hmac(None, None, secret)?;
-                Ok((KeySet::from_keys(vec![key]), None))
-            }
-            KeySource::JwksFile(path) => {
-                let bytes = tokio::fs::read(&path)
-                    .await
-                    .map_err(|e| RefreshError::File {
-                        path: path.display().to_string(),
-                        reason: e.to_string(),
-                    })?;
-                Ok((KeySet::from_jwks(&bytes, Source::Local)?, None))
-            }
-            KeySource::Inline(jwks) => {
-                Ok((KeySet::from_jwks(jwks.as_bytes(), Source::Local)?, None))
-            }
-            KeySource::JwksUri(uri) => self.fetch_jwks(&uri).await,
-            KeySource::Discovery => {
-                let fetcher = self
-                    .fetcher
-                    .as_ref()
-                    .expect("fetcher exists for discovery issuers");
-                let uri = fetcher.discover(&self.config.issuer).await?;
-                self.fetch_jwks(&uri).await
-            }
-        }
-    }
-
-    async fn fetch_jwks(&self, uri: &str) -> Result<(KeySet, Option<Duration>), RefreshError> {
-        let fetcher = self
-            .fetcher
-            .as_ref()
-            .expect("fetcher exists for remote issuers");
-        let fetched = fetcher.get(uri).await?;
-        Ok((
-            KeySet::from_jwks(&fetched.body, Source::Fetched)?,
-            fetched.max_age,
-        ))
-    }
-
     /// Called by a request whose `kid` is unknown. Triggers one refresh unless one
     /// ran within `unknown_kid_refresh_seconds`, and waits (bounded) for it. Returns
     /// whether a refresh finished, i.e. whether looking again can help.
     pub async fn refresh_for_unknown_kid(&self) -> bool {
-        if !self.config.key_source().is_remote() {
+        if !self.source.is_remote() {
             return false;
         }
         let now_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
@@ -276,13 +226,6 @@ impl IssuerKeys {
             s.next_refresh = Some(delay);
         }
         delay
-    }
-}
-
-impl KeySource {
-    /// Whether keys come over the network (only then can a refresh find new ones).
-    pub fn is_remote(&self) -> bool {
-        matches!(self, KeySource::Discovery | KeySource::JwksUri(_))
     }
 }
 

@@ -1,0 +1,144 @@
+//! Where an issuer's keys come from. Each [`KeySource`] yields a whole,
+//! immutable [`KeySet`] that the refresher swaps in: a new key format is a
+//! new source, not a branch in the refresher.
+
+use futures_util::future::BoxFuture;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::RefreshError;
+use super::fetch::Fetcher;
+use super::jwk::{Jwk, Source};
+use super::set::KeySet;
+use crate::config::{IssuerConfig, KeySourceConfig, Secret};
+
+/// One load: the key set, and how long the server said it may be cached.
+pub struct Loaded {
+    pub set: KeySet,
+    pub max_age: Option<Duration>,
+}
+
+pub trait KeySource: Send + Sync {
+    /// Reads the keys as they are now.
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>>;
+
+    /// Whether loading again can find new keys (only then does a token with
+    /// an unknown `kid` trigger a refresh).
+    fn is_remote(&self) -> bool {
+        false
+    }
+}
+
+/// The source an issuer's configuration names.
+pub fn from_config(config: &IssuerConfig) -> Result<Box<dyn KeySource>, RefreshError> {
+    Ok(match config.key_source() {
+        KeySourceConfig::Discovery => Box::new(Discovery {
+            fetcher: Fetcher::new(config)?,
+            issuer: config.issuer.clone(),
+        }),
+        KeySourceConfig::JwksUri(url) => Box::new(JwksUrl {
+            fetcher: Fetcher::new(config)?,
+            url,
+        }),
+        KeySourceConfig::JwksFile(path) => Box::new(JwksFile { path }),
+        KeySourceConfig::Inline(jwks) => Box::new(InlineJwks { jwks }),
+        KeySourceConfig::Hmac => Box::new(HmacSecret {
+            secret: config.hmac_key.clone().unwrap_or_default(),
+        }),
+    })
+}
+
+/// A JWKS at a configured URL.
+struct JwksUrl {
+    fetcher: Fetcher,
+    url: String,
+}
+
+impl KeySource for JwksUrl {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(fetch_jwks(&self.fetcher, &self.url))
+    }
+    fn is_remote(&self) -> bool {
+        true
+    }
+}
+
+/// OpenID Connect Discovery, then the JWKS its `jwks_uri` names.
+struct Discovery {
+    fetcher: Fetcher,
+    issuer: String,
+}
+
+impl KeySource for Discovery {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(async move {
+            let url = self.fetcher.discover(&self.issuer).await?;
+            fetch_jwks(&self.fetcher, &url).await
+        })
+    }
+    fn is_remote(&self) -> bool {
+        true
+    }
+}
+
+async fn fetch_jwks(fetcher: &Fetcher, url: &str) -> Result<Loaded, RefreshError> {
+    let fetched = fetcher.get(url).await?;
+    Ok(Loaded {
+        set: KeySet::from_jwks(&fetched.body, Source::Fetched)?,
+        max_age: fetched.max_age,
+    })
+}
+
+/// A JWKS file on disk, trusted like local config (it may hold `oct` keys).
+struct JwksFile {
+    path: PathBuf,
+}
+
+impl KeySource for JwksFile {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(async move {
+            let bytes = tokio::fs::read(&self.path)
+                .await
+                .map_err(|e| RefreshError::File {
+                    path: self.path.display().to_string(),
+                    reason: e.to_string(),
+                })?;
+            Ok(Loaded {
+                set: KeySet::from_jwks(&bytes, Source::Local)?,
+                max_age: None,
+            })
+        })
+    }
+}
+
+/// A JWKS given in code (dev mode's built-in issuer).
+struct InlineJwks {
+    jwks: String,
+}
+
+impl KeySource for InlineJwks {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(async move {
+            Ok(Loaded {
+                set: KeySet::from_jwks(self.jwks.as_bytes(), Source::Local)?,
+                max_age: None,
+            })
+        })
+    }
+}
+
+/// One HMAC secret from config.
+struct HmacSecret {
+    secret: Secret,
+}
+
+impl KeySource for HmacSecret {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(async move {
+            Ok(Loaded {
+                set: KeySet::from_keys(vec![Jwk::hmac(None, None, &self.secret.0)?]),
+                max_age: None,
+            })
+        })
+    }
+}

@@ -58,7 +58,14 @@ fn verifier_with(signer: &Signer, alg: Algorithm, cache: bool) -> Verifier {
     let config = Config::from_toml(&text, Vec::new()).unwrap();
     tokend::metrics::install();
     let metrics = Arc::new(Metrics::new(&["bench".to_string()]));
-    let issuer = Arc::new(IssuerKeys::new(0, config.issuers[0].clone(), metrics.clone()).unwrap());
+    let issuer = Arc::new(
+        IssuerKeys::new(
+            tokend::keys::IssuerId(0),
+            config.issuers[0].clone(),
+            metrics.clone(),
+        )
+        .unwrap(),
+    );
     if let Err(e) = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(issuer.refresh_now())
@@ -206,7 +213,14 @@ fn bench_key_lookup(c: &mut Criterion) {
     let config = Config::from_toml(&text, Vec::new()).unwrap();
     tokend::metrics::install();
     let metrics = Arc::new(Metrics::new(&["bench".to_string()]));
-    let issuer = Arc::new(IssuerKeys::new(0, config.issuers[0].clone(), metrics).unwrap());
+    let issuer = Arc::new(
+        IssuerKeys::new(
+            tokend::keys::IssuerId(0),
+            config.issuers[0].clone(),
+            metrics,
+        )
+        .unwrap(),
+    );
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(issuer.refresh_now()).unwrap();
     let fingerprint = issuer

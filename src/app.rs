@@ -13,7 +13,7 @@ use crate::api::auth::Clients;
 use crate::api::http::{self, AppState, Shared};
 use crate::clock::Clock;
 use crate::config::{Backend, Config, OnStale};
-use crate::keys::IssuerKeys;
+use crate::keys::{IssuerId, IssuerKeys};
 use crate::listen::{Connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::revocation::redis::RedisStore;
@@ -51,7 +51,7 @@ pub async fn start_with(
     let metrics = Arc::new(Metrics::new(&names));
     let mut issuers = Vec::with_capacity(config.issuers.len());
     for (index, issuer) in config.issuers.iter().enumerate() {
-        let keys = IssuerKeys::new(index, issuer.clone(), metrics.clone())
+        let keys = IssuerKeys::new(IssuerId(index), issuer.clone(), metrics.clone())
             .with_context(|| format!("issuer {}", issuer.name))?;
         issuers.push(Arc::new(keys));
     }

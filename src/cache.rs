@@ -174,7 +174,7 @@ mod tests {
     fn verified(sub: &str) -> Arc<Verified> {
         let claims = Claims::parse(format!(r#"{{"sub":"{sub}","exp":2000}}"#).as_bytes()).unwrap();
         Arc::new(Verified::new(
-            0,
+            crate::keys::IssuerId(0),
             crate::token::Algorithm::ES256,
             1,
             claims,

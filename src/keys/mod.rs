@@ -53,9 +53,14 @@ pub struct Status {
     pub next_refresh: Option<Duration>,
 }
 
+/// An issuer's place in the configuration: metric slots and the verifier's
+/// tables are addressed by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct IssuerId(pub usize);
+
 /// One trusted issuer: its configuration, its current keys, its refresher's state.
 pub struct IssuerKeys {
-    pub index: usize,
+    pub id: IssuerId,
     pub config: IssuerConfig,
     keys: ArcSwap<KeySet>,
     loaded: std::sync::atomic::AtomicBool,
@@ -72,13 +77,13 @@ pub struct IssuerKeys {
 
 impl IssuerKeys {
     pub fn new(
-        index: usize,
+        id: IssuerId,
         config: IssuerConfig,
         metrics: Arc<Metrics>,
     ) -> Result<IssuerKeys, RefreshError> {
         let source = source::from_config(&config)?;
         Ok(IssuerKeys {
-            index,
+            id,
             config,
             keys: ArcSwap::from_pointee(KeySet::default()),
             loaded: false.into(),
@@ -116,7 +121,7 @@ impl IssuerKeys {
         let started = std::time::Instant::now();
         let result = self.source.load().await;
         self.metrics
-            .jwks_fetch_seconds(self.index, started.elapsed());
+            .jwks_fetch_seconds(self.id.0, started.elapsed());
         let now = SystemTime::now();
         let outcome = match result {
             Ok(Loaded { set, max_age }) => {
@@ -127,7 +132,7 @@ impl IssuerKeys {
                     tracing::warn!(issuer = %self.config.name, kid, "kid names more than one key; tokens using it are inactive");
                 }
                 tracing::info!(issuer = %self.config.name, keys = set.keys().len(), "key set loaded");
-                self.metrics.key_set_loaded(self.index, set.keys().len());
+                self.metrics.key_set_loaded(self.id.0, set.keys().len());
                 self.keys.store(Arc::new(set));
                 self.loaded.store(true, Ordering::Release);
                 if let Ok(mut s) = self.status.lock() {
@@ -137,7 +142,7 @@ impl IssuerKeys {
                     s.consecutive_failures = 0;
                     s.refreshes += 1;
                 }
-                self.metrics.jwks_refresh(self.index, true);
+                self.metrics.jwks_refresh(self.id.0, true);
                 let next = next_refresh(&self.config, max_age);
                 if let Ok(mut s) = self.status.lock() {
                     s.next_refresh = Some(next);
@@ -151,7 +156,7 @@ impl IssuerKeys {
                     s.last_error = Some(e.to_string());
                     s.consecutive_failures += 1;
                 }
-                self.metrics.jwks_refresh(self.index, false);
+                self.metrics.jwks_refresh(self.id.0, false);
                 Err(e)
             }
         };

@@ -39,14 +39,14 @@ impl TokenDigest {
 #[derive(Debug)]
 pub struct WholeToken<'a> {
     pub text: &'a str,
-    digest: std::cell::OnceCell<TokenDigest>,
+    digest: std::sync::OnceLock<TokenDigest>,
 }
 
 impl<'a> WholeToken<'a> {
     pub fn new(text: &'a str) -> WholeToken<'a> {
         WholeToken {
             text,
-            digest: std::cell::OnceCell::new(),
+            digest: std::sync::OnceLock::new(),
         }
     }
 

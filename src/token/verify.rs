@@ -11,8 +11,8 @@ use super::parse::Jws;
 use super::presented::Presented;
 use super::reason::Reason;
 use crate::cache::TokenCache;
-use crate::keys::IssuerKeys;
 use crate::keys::set::KeySet;
+use crate::keys::{IssuerId, IssuerKeys};
 use crate::metrics::Metrics;
 use crate::revocation::{Entry, Revocations, TokenId, expiry_after};
 
@@ -38,7 +38,7 @@ impl Verdict {
 /// A token whose signature and claims passed every rule.
 #[derive(Debug)]
 pub struct Verified {
-    pub issuer: usize,
+    pub issuer: IssuerId,
     pub alg: Algorithm,
     /// Fingerprint of the key that verified the signature.
     pub key: u64,
@@ -51,7 +51,7 @@ pub struct Verified {
 impl Verified {
     /// `signing_input`: the JWS's `header.payload` (hashed only when the token has no `jti`).
     pub fn new(
-        issuer: usize,
+        issuer: IssuerId,
         alg: Algorithm,
         key: u64,
         claims: Claims,
@@ -83,7 +83,7 @@ impl Verified {
 /// Verifies tokens against the configured issuers.
 pub struct Verifier {
     issuers: Vec<Arc<IssuerKeys>>,
-    by_iss: HashMap<String, usize>,
+    by_iss: HashMap<String, IssuerId>,
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
@@ -93,7 +93,7 @@ pub struct Verifier {
 /// What was learnt about a token before it failed, for metric labels.
 #[derive(Default)]
 struct Seen {
-    issuer: Option<usize>,
+    issuer: Option<IssuerId>,
     alg: Option<Algorithm>,
 }
 
@@ -106,7 +106,7 @@ impl Verifier {
     ) -> Verifier {
         let by_iss = issuers
             .iter()
-            .map(|i| (i.config.issuer.clone(), i.index))
+            .map(|i| (i.config.issuer.clone(), i.id))
             .collect();
         Verifier {
             issuers,
@@ -138,7 +138,12 @@ impl Verifier {
 
     /// The issuer whose `issuer` is exactly `iss`.
     pub fn issuer_by_iss(&self, iss: &str) -> Option<&Arc<IssuerKeys>> {
-        self.by_iss.get(iss).map(|i| &self.issuers[*i])
+        self.by_iss.get(iss).map(|id| self.issuer(*id))
+    }
+
+    /// The issuer an id names (ids come from this verifier's own table).
+    fn issuer(&self, id: IssuerId) -> &Arc<IssuerKeys> {
+        &self.issuers[id.0]
     }
 
     pub fn revocations(&self) -> &Arc<Revocations> {
@@ -148,7 +153,7 @@ impl Verifier {
     /// The entry that revokes this verified token (by `jti`, else by the SHA-256
     /// of its signing input), living as long as the token can be active.
     pub fn revocation_entry(&self, verified: &Verified, now: u64, by: &str) -> Entry {
-        let policy = &self.issuers[verified.issuer].config;
+        let policy = &self.issuer(verified.issuer).config;
         let claims = &verified.claims;
         let iss = claims.iss().unwrap_or_default();
         let entry = match &verified.signing_input_sha256 {
@@ -163,47 +168,72 @@ impl Verifier {
     /// problem is an inactive verdict with its reason. Awaits only when the
     /// token names an unknown `kid` and triggers the (bounded) key refresh.
     pub async fn check(&self, presented: &Presented<'_>, now: u64) -> Verdict {
-        let token = presented.token;
         let started = Instant::now();
         let mut seen = Seen::default();
-        let result = self.check_rules(token, now, &mut seen).await;
+        let result = self.check_rules(presented, now, &mut seen).await;
         let reason = result.as_ref().err().copied();
-        self.metrics
-            .verified(seen.issuer, seen.alg, reason, started.elapsed());
+        self.metrics.verified(
+            seen.issuer.map(|id| id.0),
+            seen.alg,
+            reason,
+            started.elapsed(),
+        );
         match result {
             Ok(verified) => Verdict::Active(verified),
             Err(reason) => Verdict::Inactive(reason),
         }
     }
 
+    /// The stages, in the README's order. The cache stands in for steps 2–6
+    /// only; every stage after it runs on hits and misses alike, so a cache
+    /// can never skip a check the uncached path makes.
     async fn check_rules(
         &self,
-        token: &str,
+        presented: &Presented<'_>,
         now: u64,
         seen: &mut Seen,
     ) -> Result<Arc<Verified>, Reason> {
+        let token = presented.token;
+        // 1. size cap, before anything else touches the token
         if token.len() > self.max_token_bytes {
             return Err(Reason::TooLarge);
         }
         let whole = WholeToken::new(token);
-        if let Some(cache) = &self.cache
-            && let Some(verified) = cache.get(whole.digest(), now)
-        {
-            seen.issuer = Some(verified.issuer);
-            seen.alg = Some(verified.alg);
-            let issuer = &self.issuers[verified.issuer];
-            if issuer.keys().has_key(verified.key) {
-                self.check_revocation(&verified, &whole, now)?;
-                return Ok(verified);
-            }
-            // Its key left the set: forget it and judge the token afresh.
-            cache.remove(whole.digest());
-        }
-        let verified = Arc::new(self.verify_in_full(token, now, seen).await?);
+        // 2–6. parse, issuer, allowlist, key, signature, claims (or a cache hit)
+        let verified = match self.cached(&whole, now, seen) {
+            Some(verified) => verified,
+            None => self.verify_and_remember(&whole, now, seen).await?,
+        };
+        // 7. revocation
         self.check_revocation(&verified, &whole, now)?;
+        Ok(verified)
+    }
+
+    /// A cached verdict still valid at `now` whose key is still in the set.
+    fn cached(&self, whole: &WholeToken<'_>, now: u64, seen: &mut Seen) -> Option<Arc<Verified>> {
+        let cache = self.cache.as_ref()?;
+        let verified = cache.get(whole.digest(), now)?;
+        seen.issuer = Some(verified.issuer);
+        seen.alg = Some(verified.alg);
+        if self.issuer(verified.issuer).keys().has_key(verified.key) {
+            return Some(verified);
+        }
+        // Its key left the set: forget it and judge the token afresh.
+        cache.remove(whole.digest());
+        None
+    }
+
+    /// Steps 2–6 in full; a token that passes is cached until its `exp` + leeway.
+    async fn verify_and_remember(
+        &self,
+        whole: &WholeToken<'_>,
+        now: u64,
+        seen: &mut Seen,
+    ) -> Result<Arc<Verified>, Reason> {
+        let verified = Arc::new(self.verify_in_full(whole.text, now, seen).await?);
         if let Some(cache) = &self.cache {
-            let leeway = self.issuers[verified.issuer].config.leeway_seconds as f64;
-            let expires_at = verified.claims.exp().unwrap_or(0.0) + leeway;
+            let policy = &self.issuer(verified.issuer).config;
+            let expires_at = verified.claims.exp().unwrap_or(0.0) + policy.leeway_seconds as f64;
             cache.insert(*whole.digest(), verified.clone(), expires_at, now);
         }
         Ok(verified)
@@ -219,7 +249,7 @@ impl Verifier {
     ) -> Result<(), Reason> {
         let claims = &verified.claims;
         let iss = claims.iss().unwrap_or_default();
-        let policy = &self.issuers[verified.issuer].config;
+        let policy = &self.issuer(verified.issuer).config;
         let id = verified.token_id(token);
         self.revocations
             .check(iss, id, claims.sub(), issued_at(claims, policy), now)
@@ -239,7 +269,7 @@ impl Verifier {
         let iss = claims.iss().ok_or(Reason::MissingIssuer)?;
         let index = *self.by_iss.get(iss).ok_or(Reason::UnknownIssuer)?;
         seen.issuer = Some(index);
-        let issuer = &self.issuers[index];
+        let issuer = self.issuer(index);
         let policy = &issuer.config;
         if !policy.allowed.contains(&alg) {
             return Err(Reason::AlgNotAllowed);

@@ -288,7 +288,7 @@ fn bench_http_router(c: &mut Criterion) {
         .block_on(tokend::app::start(config, tokend::clock::system_clock()))
         .unwrap();
     runtime.block_on(async {
-        while !app.state.verifier.issuers()[0].is_loaded() {
+        while !app.state.runtime().issuers[0].is_loaded() {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     });

@@ -9,18 +9,17 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::auth::Clients;
 use crate::api::http::{self, AppState, Shared};
 use crate::clock::Clock;
 use crate::config::{Backend, Config, OnStale};
-use crate::keys::{IssuerId, IssuerKeys};
 use crate::listen::{Connections, Limits};
 use crate::metrics::{self, Metrics};
 use crate::revocation::redis::RedisStore;
 use crate::revocation::{LocalCopy, Revocations};
+use crate::runtime::{Built, Runtime};
 use crate::serve::{self, Http2};
 use crate::tls::ReloadingTls;
-use crate::token::Verifier;
+use arc_swap::ArcSwap;
 
 /// A running tokend.
 pub struct App {
@@ -49,12 +48,6 @@ pub async fn start_with(
     let prometheus = metrics::install();
     let names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
     let metrics = Arc::new(Metrics::new(&names));
-    let mut issuers = Vec::with_capacity(config.issuers.len());
-    for (index, issuer) in config.issuers.iter().enumerate() {
-        let keys = IssuerKeys::new(IssuerId(index), issuer.clone(), metrics.clone())
-            .with_context(|| format!("issuer {}", issuer.name))?;
-        issuers.push(Arc::new(keys));
-    }
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let r = &config.revocation;
@@ -69,32 +62,31 @@ pub async fn start_with(
         }
         Backend::Memory => Revocations::memory(r.bulk_entry_ttl_seconds),
     });
-    let mut verifier = Verifier::new(
-        issuers.clone(),
-        config.server.max_token_bytes,
-        metrics.clone(),
-        revocations.clone(),
-    );
-    if config.cache.enabled {
-        verifier = verifier.with_cache(config.cache.max_entries);
-    }
-    let verifier = Arc::new(verifier);
+    let server = config.server.clone();
+    let max_token_bytes = server.max_token_bytes;
+    let max_batch = server.max_batch;
+    let max_concurrent_batches = match server.max_concurrent_batches {
+        0 => 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+        n => n,
+    };
+    let Built {
+        runtime,
+        new_issuers,
+    } = Runtime::build(config, None, &metrics, &revocations)
+        .map_err(|(name, e)| anyhow::anyhow!("issuer {name}: {e}"))?;
     let state: AppState = Arc::new(Shared {
-        verifier,
-        clients: Clients::new(&config.clients),
+        runtime: ArcSwap::from_pointee(runtime),
+        revocations: revocations.clone(),
         metrics,
         prometheus,
         clock,
-        max_body: config.server.max_token_bytes * 3 + 4096,
-        max_token_bytes: config.server.max_token_bytes,
-        max_batch: config.server.max_batch,
-        max_concurrent_batches: match config.server.max_concurrent_batches {
-            0 => 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        },
+        max_body: max_token_bytes * 3 + 4096,
+        max_token_bytes,
+        max_batch,
+        max_concurrent_batches,
     });
 
-    for issuer in issuers {
+    for issuer in new_issuers {
         tasks.spawn(issuer.run_refresher(shutdown.child_token()));
     }
     tasks.spawn(revocations.run_upkeep(
@@ -104,7 +96,7 @@ pub async fn start_with(
     ));
 
     crate::tls::install_crypto_provider();
-    let tls = match &config.server.tls {
+    let tls = match &server.tls {
         Some(t) => {
             let http_tls = ReloadingTls::new(t, &[b"h2", b"http/1.1"]).context("server.tls")?;
             let grpc_tls = ReloadingTls::new(t, &[b"h2"]).context("server.tls")?;
@@ -119,17 +111,12 @@ pub async fn start_with(
         None => None,
     };
 
-    let http_listener = TcpListener::bind(&config.server.http_addr)
+    let http_listener = TcpListener::bind(&server.http_addr)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on server.http_addr {}",
-                config.server.http_addr
-            )
-        })?;
+        .with_context(|| format!("cannot listen on server.http_addr {}", server.http_addr))?;
     let http_addr = http_listener.local_addr()?;
-    let limits = Limits::from_config(&config.server);
-    let http2 = Http2::from_config(&config.server);
+    let limits = Limits::from_config(&server);
+    let http2 = Http2::from_config(&server);
     // One budget for the HTTP and gRPC listeners: they share the open-files limit.
     let connections = Connections::new(limits.clone(), shutdown.child_token());
     let router = http::router(state.clone()).merge(extra_routes);
@@ -142,14 +129,9 @@ pub async fn start_with(
         shutdown.clone(),
     ));
 
-    let grpc_listener = TcpListener::bind(&config.server.grpc_addr)
+    let grpc_listener = TcpListener::bind(&server.grpc_addr)
         .await
-        .with_context(|| {
-            format!(
-                "cannot listen on server.grpc_addr {}",
-                config.server.grpc_addr
-            )
-        })?;
+        .with_context(|| format!("cannot listen on server.grpc_addr {}", server.grpc_addr))?;
     let grpc_addr = grpc_listener.local_addr()?;
     let (grpc_state, stop) = (state.clone(), shutdown.clone());
     match &tls {
@@ -179,15 +161,15 @@ pub async fn start_with(
         }
     }
 
-    let metrics_addr = if config.server.metrics_addr.is_empty() {
+    let metrics_addr = if server.metrics_addr.is_empty() {
         None
     } else {
-        let listener = TcpListener::bind(&config.server.metrics_addr)
+        let listener = TcpListener::bind(&server.metrics_addr)
             .await
             .with_context(|| {
                 format!(
                     "cannot listen on server.metrics_addr {}",
-                    config.server.metrics_addr
+                    server.metrics_addr
                 )
             })?;
         let addr = listener.local_addr()?;
@@ -203,7 +185,7 @@ pub async fn start_with(
         Some(addr)
     };
 
-    tracing::info!(%http_addr, %grpc_addr, ?metrics_addr, issuers = config.issuers.len(), "tokend listening");
+    tracing::info!(%http_addr, %grpc_addr, ?metrics_addr, issuers = state.runtime().issuers.len(), "tokend listening");
     Ok(App {
         http_addr,
         grpc_addr,
@@ -211,7 +193,7 @@ pub async fn start_with(
         state,
         shutdown,
         tasks,
-        grace: Duration::from_secs(config.server.shutdown_grace_seconds),
+        grace: Duration::from_secs(server.shutdown_grace_seconds),
     })
 }
 

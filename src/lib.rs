@@ -32,6 +32,7 @@ pub mod listen;
 pub mod metrics;
 pub mod mint;
 pub mod revocation;
+pub mod runtime;
 pub mod serve;
 pub mod tls;
 pub mod token;

@@ -111,6 +111,7 @@ impl Authorization for EnvoyAuthz {
                     .for_request(checked_request(&request));
                 Some(
                     self.state
+                        .runtime()
                         .verifier
                         .check(&presented, (self.state.clock)())
                         .await,

@@ -129,6 +129,7 @@ impl TokenService for TokenApi {
         let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
         let verdict = self
             .state
+            .runtime()
             .verifier
             .check(&presented, (self.state.clock)())
             .await;
@@ -155,10 +156,11 @@ impl TokenService for TokenApi {
             )));
         }
         let now = (self.state.clock)();
+        let runtime = self.state.runtime();
         let mut responses = Vec::with_capacity(requests.len());
         for req in &requests {
             let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
-            let verdict = self.state.verifier.check(&presented, now).await;
+            let verdict = runtime.verifier.check(&presented, now).await;
             responses.push(introspect_response(&verdict, req.include_claims));
         }
         measured.finish(Outcome::Ok);

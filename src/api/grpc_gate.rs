@@ -85,6 +85,7 @@ impl<S> Gate<S> {
             cert_names: &cert_names,
         };
         self.state
+            .runtime()
             .clients
             .admit(&credentials, method.permission, method.name)
     }

@@ -1,6 +1,7 @@
 //! The HTTP front (axum): RFC 7662 introspection, forward-auth, probes,
 //! metrics and the issuer admin API.
 
+use arc_swap::ArcSwap;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, Request, State};
@@ -13,19 +14,22 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::auth::{Caller, Clients, Credentials};
+use super::auth::{Caller, Credentials};
 use super::errors::ApiError;
 use super::front::{self, Measured};
 use super::revoke::{self, AdminRevocation};
 use crate::clock::Clock;
 use crate::config::Permission;
 use crate::metrics::{Api, Metrics, Outcome};
-use crate::token::{Presented, TokenSource, Verdict, Verified, Verifier, fingerprint};
+use crate::revocation::Revocations;
+use crate::runtime::Runtime;
+use crate::token::{Presented, TokenSource, Verdict, Verified, fingerprint};
 
-/// What every handler shares.
+/// What every handler shares: the configuration snapshot (loaded once per
+/// request), and the state that outlives snapshots.
 pub struct Shared {
-    pub verifier: Arc<Verifier>,
-    pub clients: Clients,
+    pub runtime: ArcSwap<Runtime>,
+    pub revocations: Arc<Revocations>,
     pub metrics: Arc<Metrics>,
     pub prometheus: PrometheusHandle,
     pub clock: Clock,
@@ -39,6 +43,13 @@ pub struct Shared {
 }
 
 pub type AppState = Arc<Shared>;
+
+impl Shared {
+    /// The current configuration snapshot: a lock-free load.
+    pub fn runtime(&self) -> arc_swap::Guard<Arc<Runtime>> {
+        self.runtime.load()
+    }
+}
 
 /// The main listener's routes.
 pub fn router(state: AppState) -> Router {
@@ -194,7 +205,10 @@ fn authenticate(
     name: &'static str,
 ) -> Result<Caller, ApiError> {
     let credentials = Credentials::from_http(headers, extensions);
-    state.clients.admit(&credentials, permission, name)
+    state
+        .runtime()
+        .clients
+        .admit(&credentials, permission, name)
 }
 
 /// `authenticate` for a handler holding the whole request.
@@ -277,7 +291,7 @@ async fn introspect(State(state): State<AppState>, request: Request) -> Response
         let caller = admit(&state, &request, Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
         let presented = Presented::new(&token, TokenSource::FormBody);
-        let verdict = state.verifier.check(&presented, (state.clock)()).await;
+        let verdict = state.runtime().verifier.check(&presented, (state.clock)()).await;
         tracing::debug!(caller = %caller.id, token = %fingerprint(&token), reason = ?verdict.reason(), "introspect");
         Ok::<_, ApiError>(verdict)
     }
@@ -326,7 +340,13 @@ async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Resp
         Some(token) => {
             let presented = Presented::new(token, TokenSource::Header("authorization"))
                 .for_request(front::forwarded_request(&headers));
-            Some(state.verifier.check(&presented, (state.clock)()).await)
+            Some(
+                state
+                    .runtime()
+                    .verifier
+                    .check(&presented, (state.clock)())
+                    .await,
+            )
         }
         None => None,
     };
@@ -375,7 +395,7 @@ pub fn readiness(state: &Shared) -> Readiness {
     let mut ready = true;
     let mut degraded = false;
     let mut issuers = Map::new();
-    for issuer in state.verifier.issuers() {
+    for issuer in &state.runtime().issuers {
         let status = issuer.status();
         let loaded = issuer.is_loaded();
         let failing = status.last_error.is_some();
@@ -391,7 +411,7 @@ pub fn readiness(state: &Shared) -> Readiness {
             }),
         );
     }
-    let revocations = state.verifier.revocations();
+    let revocations = &state.revocations;
     let store = revocations.health();
     let tripped = revocations.tripped();
     ready &= store.loaded && !tripped;
@@ -450,8 +470,8 @@ async fn list_issuers(
     )?;
     let now = SystemTime::now();
     let issuers: Vec<Value> = state
-        .verifier
-        .issuers()
+        .runtime()
+        .issuers
         .iter()
         .map(|issuer| {
             let status = issuer.status();
@@ -481,7 +501,7 @@ async fn list_issuers(
             })
         })
         .collect();
-    let store = state.verifier.revocations().health();
+    let store = state.revocations.health();
     let body = json!({
         "issuers": issuers,
         "revocation_store": {"up": store.up, "last_error": store.detail},
@@ -502,7 +522,7 @@ async fn refresh_issuer(
         "admin",
     )?;
     let issuer = state
-        .verifier
+        .runtime()
         .issuer_by_name(&name)
         .ok_or(ApiError::NotFound)?;
     tracing::info!(caller = %caller.id, issuer = %name, "admin asked for a key refresh");
@@ -583,8 +603,7 @@ async fn list_revocations(
     let Query(paging) = paging.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let limit = paging.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state
-        .verifier
-        .revocations()
+        .revocations
         .list(paging.cursor, limit)
         .await
         .map_err(|e| ApiError::Unavailable(e.to_string()))?;

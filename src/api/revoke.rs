@@ -7,7 +7,7 @@ use serde::Deserialize;
 use super::auth::Caller;
 use super::errors::ApiError;
 use super::http::Shared;
-use crate::revocation::{Entry, StoreError};
+use crate::revocation::{Entry, StoreError, expiry_after};
 use crate::token::{Presented, TokenSource, Verdict};
 
 fn unavailable(e: StoreError) -> ApiError {
@@ -44,20 +44,17 @@ pub async fn revoke_token(
 ) -> Result<Option<Entry>, ApiError> {
     let now = (state.clock)();
     let token = presented.token;
-    let verified = match state.verifier.check(presented, now).await {
+    let runtime = state.runtime();
+    let verified = match runtime.verifier.check(presented, now).await {
         Verdict::Active(v) => v,
         Verdict::Inactive(reason) => {
             tracing::debug!(caller = %caller.id, token = %crate::token::fingerprint(token), %reason, "revoke: nothing to store");
             return Ok(None);
         }
     };
-    let entry = state.verifier.revocation_entry(&verified, now, &caller.id);
-    let (stored, _) = state
-        .verifier
-        .revocations()
-        .revoke(entry)
-        .await
-        .map_err(unavailable)?;
+    let leeway = runtime.issuer(verified.issuer).config.leeway_seconds;
+    let entry = verified.revocation_entry(leeway, now, &caller.id);
+    let (stored, _) = state.revocations.revoke(entry).await.map_err(unavailable)?;
     audit("stored", &stored, caller, from);
     Ok(Some(stored))
 }
@@ -82,6 +79,7 @@ pub async fn admin_revoke(
     from: &str,
 ) -> Result<Entry, ApiError> {
     let now = (state.clock)();
+    let runtime = state.runtime();
     let bad = |d: &str| ApiError::InvalidRequest(d.to_owned());
     let entry = match req {
         AdminRevocation {
@@ -93,7 +91,7 @@ pub async fn admin_revoke(
             before: None,
         } => {
             let presented = Presented::new(&token, TokenSource::AdminBody);
-            let verified = match state.verifier.check(&presented, now).await {
+            let verified = match runtime.verifier.check(&presented, now).await {
                 Verdict::Active(v) => v,
                 Verdict::Inactive(reason) => {
                     return Err(ApiError::InvalidRequest(format!(
@@ -102,7 +100,8 @@ pub async fn admin_revoke(
                     )));
                 }
             };
-            state.verifier.revocation_entry(&verified, now, &caller.id)
+            let leeway = runtime.issuer(verified.issuer).config.leeway_seconds;
+            verified.revocation_entry(leeway, now, &caller.id)
         }
         AdminRevocation {
             token: None,
@@ -112,14 +111,14 @@ pub async fn admin_revoke(
             sub: None,
             before: None,
         } => {
-            let issuer = state
+            let issuer = runtime
                 .verifier
                 .issuer_by_iss(&iss)
                 .ok_or_else(|| bad("iss is not a configured issuer"))?;
             if jti.is_empty() {
                 return Err(bad("jti must not be empty"));
             }
-            let expires = exp.saturating_add(issuer.config.leeway_seconds);
+            let expires = expiry_after(exp as f64, issuer.config.leeway_seconds);
             Entry::jti(&iss, &jti).with_times(expires, now, &caller.id)
         }
         AdminRevocation {
@@ -130,7 +129,7 @@ pub async fn admin_revoke(
             sub,
             before,
         } => {
-            let issuer = state
+            let issuer = runtime
                 .verifier
                 .issuer_by_iss(&iss)
                 .ok_or_else(|| bad("iss is not a configured issuer"))?;
@@ -146,10 +145,7 @@ pub async fn admin_revoke(
             if before > now.saturating_add(leeway) {
                 return Err(bad("\"before\" lies in the future"));
             }
-            let expires = state
-                .verifier
-                .revocations()
-                .bulk_expiry(&issuer.config, before, now);
+            let expires = state.revocations.bulk_expiry(&issuer.config, before, now);
             match sub {
                 Some(sub) if sub.is_empty() => return Err(bad("sub must not be empty")),
                 Some(sub) => Entry::subject(&iss, &sub, before),
@@ -163,25 +159,14 @@ pub async fn admin_revoke(
             ));
         }
     };
-    let (stored, _) = state
-        .verifier
-        .revocations()
-        .revoke(entry)
-        .await
-        .map_err(unavailable)?;
+    let (stored, _) = state.revocations.revoke(entry).await.map_err(unavailable)?;
     audit("stored", &stored, caller, from);
     Ok(stored)
 }
 
 /// Lifts one entry by id.
 pub async fn lift(state: &Shared, id: String, caller: &Caller, from: &str) -> Result<(), ApiError> {
-    match state
-        .verifier
-        .revocations()
-        .lift(id)
-        .await
-        .map_err(unavailable)?
-    {
+    match state.revocations.lift(id).await.map_err(unavailable)? {
         Some(entry) => {
             audit("lifted", &entry, caller, from);
             Ok(())

@@ -9,7 +9,7 @@ use super::defaults;
 use super::secrets::{Secret, resolve_secret};
 use crate::token::alg::{Algorithm, Family};
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
     /// Label used in metrics and logs.

@@ -67,6 +67,19 @@ impl Verified {
         }
     }
 
+    /// The entry that revokes this token (by `jti`, else by the SHA-256 of its
+    /// signing input), living as long as the token can be active: its `exp`
+    /// plus the issuer's `leeway`.
+    pub fn revocation_entry(&self, leeway: u64, now: u64, by: &str) -> Entry {
+        let iss = self.claims.iss().unwrap_or_default();
+        let entry = match &self.signing_input_sha256 {
+            Some(signing_input) => Entry::signing_input(iss, signing_input),
+            None => Entry::jti(iss, self.claims.jti().unwrap_or_default()),
+        };
+        let expires = expiry_after(self.claims.exp().unwrap_or(0.0), leeway);
+        entry.with_times(expires, now, by)
+    }
+
     /// What names this one token for revocation: its `jti`, else the SHA-256
     /// of its signing input (computed by `new` exactly when there is no `jti`).
     pub fn token_id<'a>(&'a self, token: &'a WholeToken<'a>) -> TokenId<'a> {
@@ -128,14 +141,6 @@ impl Verifier {
         self.cache.as_ref()
     }
 
-    pub fn issuers(&self) -> &[Arc<IssuerKeys>] {
-        &self.issuers
-    }
-
-    pub fn issuer_by_name(&self, name: &str) -> Option<&Arc<IssuerKeys>> {
-        self.issuers.iter().find(|i| i.config.name == name)
-    }
-
     /// The issuer whose `issuer` is exactly `iss`.
     pub fn issuer_by_iss(&self, iss: &str) -> Option<&Arc<IssuerKeys>> {
         self.by_iss.get(iss).map(|id| self.issuer(*id))
@@ -144,24 +149,6 @@ impl Verifier {
     /// The issuer an id names (ids come from this verifier's own table).
     fn issuer(&self, id: IssuerId) -> &Arc<IssuerKeys> {
         &self.issuers[id.0]
-    }
-
-    pub fn revocations(&self) -> &Arc<Revocations> {
-        &self.revocations
-    }
-
-    /// The entry that revokes this verified token (by `jti`, else by the SHA-256
-    /// of its signing input), living as long as the token can be active.
-    pub fn revocation_entry(&self, verified: &Verified, now: u64, by: &str) -> Entry {
-        let policy = &self.issuer(verified.issuer).config;
-        let claims = &verified.claims;
-        let iss = claims.iss().unwrap_or_default();
-        let entry = match &verified.signing_input_sha256 {
-            Some(signing_input) => Entry::signing_input(iss, signing_input),
-            None => Entry::jti(iss, claims.jti().unwrap_or_default()),
-        };
-        let expires = expiry_after(claims.exp().unwrap_or(0.0), policy.leeway_seconds);
-        entry.with_times(expires, now, by)
     }
 
     /// Checks one presented token at `now` (Unix seconds). Never fails: every

@@ -504,7 +504,7 @@ async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
     use rand::{Rng, SeedableRng};
     let key = signer(Algorithm::ES256, "k1");
     let (_idp, app) = setup(&[&key], "token_types = [\"at+jwt\"]").await;
-    let verifier = app.app.state.verifier.clone();
+    let verifier = app.app.state.runtime().verifier.clone();
     // A fresh seed each run, printed (shown when the test fails); set
     // TOKEND_FUZZ_SEED to replay one.
     let seed = std::env::var("TOKEND_FUZZ_SEED")

@@ -18,7 +18,8 @@ async fn cached_tokens_still_expire_get_revoked_and_lose_their_key() {
         "",
     ))
     .await;
-    let cache = app.app.state.verifier.cache().expect("cache on by default");
+    let runtime = app.app.state.runtime();
+    let cache = runtime.verifier.cache().expect("cache on by default");
     let t = now();
     let token = key.sign(
         Algorithm::ES256,
@@ -73,7 +74,7 @@ async fn cached_tokens_still_expire_get_revoked_and_lose_their_key() {
     idp.set_jwks(jwks(&[&next]));
     app.app
         .state
-        .verifier
+        .runtime()
         .issuer_by_name("main")
         .unwrap()
         .refresh_now()
@@ -94,10 +95,10 @@ async fn the_cache_is_bounded_and_can_be_switched_off() {
                 .await
         );
     }
-    assert_eq!(app.app.state.verifier.cache().unwrap().len(), 5);
+    assert_eq!(app.app.state.runtime().verifier.cache().unwrap().len(), 5);
 
     let off = spawn_ready(config_with(&issuer, "[cache]\nenabled = false\n")).await;
-    assert!(off.app.state.verifier.cache().is_none());
+    assert!(off.app.state.runtime().verifier.cache().is_none());
     let token = key.sign(Algorithm::ES256, &claims(ISS));
     assert!(off.is_active(&token).await && off.is_active(&token).await);
 }

@@ -285,7 +285,7 @@ async fn health_mirrors_readiness() {
     idp.set_status(200);
     app.app
         .state
-        .verifier
+        .runtime()
         .issuer_by_name("main")
         .unwrap()
         .refresh_now()

@@ -245,7 +245,7 @@ async fn a_huge_exp_in_redis_is_stored_whole_and_seen_by_replicas() {
     let spawn = || async {
         let app = spawn_ready(config_with(&issuer, &single(&url, &prefix, ""))).await;
         wait_until("loaded", Duration::from_secs(10), || {
-            app.app.state.verifier.revocations().health().loaded
+            app.app.state.revocations.health().loaded
         })
         .await;
         app
@@ -289,7 +289,8 @@ async fn a_fractional_exp_stays_revoked_through_its_last_second() {
 /// Once a subject revocation is stored, no token of the subject issued before
 /// it is ever active again, whatever the clock says later.
 async fn never_active_again(app: &TestApp, token: &str, from: u64, to: u64) {
-    let verifier = &app.app.state.verifier;
+    let runtime = app.app.state.runtime();
+    let verifier = &runtime.verifier;
     for t in from..to {
         assert!(
             !verifier.check(&presented(token), t).await.is_active(),
@@ -397,7 +398,7 @@ async fn key_url_credentials_never_reach_readyz_admin_or_errors() {
     let mut config = config_with(&issuer, "");
     config.server.metrics_addr = "127.0.0.1:0".into();
     let app = spawn_app(config).await;
-    let issuer = app.app.state.verifier.issuer_by_name("main").unwrap();
+    let issuer = app.app.state.runtime().issuer_by_name("main").unwrap();
     let error = issuer.refresh_now().await.unwrap_err().to_string();
     let metrics_base = format!("http://{}", app.app.metrics_addr.unwrap());
     let readyz = app.get("/readyz").await.text().await.unwrap();

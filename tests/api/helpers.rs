@@ -227,8 +227,8 @@ impl TestApp {
             if self
                 .app
                 .state
-                .verifier
-                .issuers()
+                .runtime()
+                .issuers
                 .iter()
                 .all(|i| i.is_loaded())
             {
@@ -328,6 +328,7 @@ pub async fn until_inactive(app: &TestApp, token: &str, limit: Duration) {
     while app
         .app
         .state
+        .runtime()
         .verifier
         .check(&presented(token), now())
         .await

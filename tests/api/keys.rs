@@ -138,7 +138,7 @@ async fn idp_outage_keeps_the_last_good_keys_and_reports_it() {
     ] {
         idp.set_status(status);
         idp.set_jwks(body);
-        let issuer = app.app.state.verifier.issuer_by_name("main").unwrap();
+        let issuer = app.app.state.runtime().issuer_by_name("main").unwrap();
         assert!(issuer.refresh_now().await.is_err(), "{what}");
         assert!(
             app.is_active(&token).await,
@@ -166,7 +166,7 @@ async fn idp_outage_keeps_the_last_good_keys_and_reports_it() {
     idp.set_jwks(jwks(&[&key]));
     app.app
         .state
-        .verifier
+        .runtime()
         .issuer_by_name("main")
         .unwrap()
         .refresh_now()
@@ -195,7 +195,7 @@ async fn not_ready_until_the_first_key_set() {
     idp.set_status(200);
     app.app
         .state
-        .verifier
+        .runtime()
         .issuer_by_name("main")
         .unwrap()
         .refresh_now()
@@ -237,7 +237,7 @@ async fn slow_idp_bounds_the_wait_of_an_unknown_kid() {
     );
     assert!(started.elapsed() < Duration::from_millis(300));
     // The fetch itself gives up at its deadline.
-    let issuer = app.app.state.verifier.issuer_by_name("main").unwrap();
+    let issuer = app.app.state.runtime().issuer_by_name("main").unwrap();
     let started = Instant::now();
     assert!(issuer.refresh_now().await.is_err());
     assert!(started.elapsed() < Duration::from_millis(2800));
@@ -265,10 +265,10 @@ allow_insecure_http = true
         base = idp.url()
     );
     let app = spawn_app(config_with(&issuers, "")).await;
-    let huge = app.app.state.verifier.issuer_by_name("huge").unwrap();
+    let huge = app.app.state.runtime().issuer_by_name("huge").unwrap();
     let err = huge.refresh_now().await.unwrap_err().to_string();
     assert!(err.contains("more than 65536 bytes"), "{err}");
-    let redirect = app.app.state.verifier.issuer_by_name("redirect").unwrap();
+    let redirect = app.app.state.runtime().issuer_by_name("redirect").unwrap();
     let err = redirect.refresh_now().await.unwrap_err().to_string();
     assert!(err.contains("redirect"), "{err}");
     assert_eq!(idp.jwks_hits(), 0, "the redirect target was never fetched");
@@ -353,7 +353,7 @@ async fn refresh_schedule_follows_cache_control_within_bounds() {
     let idp = Idp::start(jwks(&[&key])).await;
     let policy = "min_refresh_seconds = 60\nmax_refresh_seconds = 3600\nrefresh_seconds = 300";
     let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, policy), "")).await;
-    let issuer = app.app.state.verifier.issuer_by_name("main").unwrap();
+    let issuer = app.app.state.runtime().issuer_by_name("main").unwrap();
     for (max_age, expected) in [
         (None, 300),
         (Some(900), 900),

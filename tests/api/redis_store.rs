@@ -25,7 +25,7 @@ pub async fn replica(idp: &Idp, revocation: &str) -> TestApp {
     wait_until(
         "the revocation copy is loaded",
         Duration::from_secs(10),
-        || app.app.state.verifier.revocations().health().loaded,
+        || app.app.state.revocations.health().loaded,
     )
     .await;
     app
@@ -43,6 +43,7 @@ pub async fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> b
 async fn active_here(app: &TestApp, token: &str) -> bool {
     app.app
         .state
+        .runtime()
         .verifier
         .check(&presented(token), now())
         .await
@@ -105,13 +106,13 @@ async fn a_revocation_on_one_replica_is_seen_by_the_other_within_milliseconds() 
     wait_until(
         "A sees B's subject revocation",
         Duration::from_secs(2),
-        || a.app.state.verifier.revocations().local_copy().len() == 201,
+        || a.app.state.revocations.local_copy().len() == 201,
     )
     .await;
     assert!(!a.is_active(&bob).await);
     assert_eq!(a.admin_lift(entry["id"].as_str().unwrap()).await, 204);
     wait_until("B sees the lift", Duration::from_secs(2), || {
-        b.app.state.verifier.revocations().local_copy().len() == 200
+        b.app.state.revocations.local_copy().len() == 200
     })
     .await;
     assert!(b.is_active(&bob).await);
@@ -199,7 +200,7 @@ async fn a_redis_crash_loses_no_acknowledged_revocation() {
 
     redis.kill();
     wait_until("A notices Redis is gone", Duration::from_secs(10), || {
-        !a.app.state.verifier.revocations().health().up
+        !a.app.state.revocations.health().up
     })
     .await;
     // no wrong verdict while Redis is down
@@ -230,7 +231,7 @@ async fn a_redis_crash_loses_no_acknowledged_revocation() {
 
     redis.restart();
     wait_until("A reconnects", Duration::from_secs(15), || {
-        a.app.state.verifier.revocations().health().up
+        a.app.state.revocations.health().up
     })
     .await;
     // A fresh replica reads only what Redis kept on disk.
@@ -249,7 +250,7 @@ async fn a_redis_crash_loses_no_acknowledged_revocation() {
         200
     );
     wait_until("B sees the new revocation", Duration::from_secs(2), || {
-        b.app.state.verifier.revocations().local_copy().len() == 51
+        b.app.state.revocations.local_copy().len() == 51
     })
     .await;
     assert!(!b.is_active(&valid).await);
@@ -276,7 +277,7 @@ async fn stale_copy_past_the_limit_fails_closed_when_asked() {
     wait_until(
         "stale past max_staleness_seconds",
         Duration::from_secs(15),
-        || app.app.state.verifier.revocations().tripped(),
+        || app.app.state.revocations.tripped(),
     )
     .await;
     assert_eq!(
@@ -287,7 +288,7 @@ async fn stale_copy_past_the_limit_fails_closed_when_asked() {
     assert_eq!(app.get("/readyz").await.status(), 503);
     redis.restart();
     wait_until("back in sync", Duration::from_secs(15), || {
-        !app.app.state.verifier.revocations().tripped()
+        !app.app.state.revocations.tripped()
     })
     .await;
     assert!(app.is_active(&token).await);
@@ -307,13 +308,13 @@ async fn a_replica_cut_off_catches_up_by_resuming_or_resyncing() {
         let first = key.sign(Algorithm::ES256, &claims(ISS));
         a.revoke_as(Some(("revoker", REVOKER_SECRET)), &first).await;
         wait_until("B in step", Duration::from_secs(2), || {
-            b.app.state.verifier.revocations().local_copy().len() == 1
+            b.app.state.revocations.local_copy().len() == 1
         })
         .await;
 
         proxy.cut();
         wait_until("B notices the cut", Duration::from_secs(10), || {
-            !b.app.state.verifier.revocations().health().up
+            !b.app.state.revocations.health().up
         })
         .await;
         let tokens: Vec<String> = (0..missed)
@@ -340,7 +341,7 @@ async fn a_replica_cut_off_catches_up_by_resuming_or_resyncing() {
 
         proxy.restore();
         wait_until("B catches up", Duration::from_secs(15), || {
-            b.app.state.verifier.revocations().local_copy().len() == missed
+            b.app.state.revocations.local_copy().len() == missed
         })
         .await;
         let all = std::iter::once(&first).chain(tokens.iter());
@@ -349,7 +350,7 @@ async fn a_replica_cut_off_catches_up_by_resuming_or_resyncing() {
             active += usize::from(active_here(&b, token).await);
         }
         assert_eq!(active, 1, "exactly the lifted token is active again on B");
-        let resyncs = b.app.state.verifier.revocations().health().resyncs;
+        let resyncs = b.app.state.revocations.health().resyncs;
         assert_eq!(
             resyncs,
             if expect_resync { 2 } else { 1 },
@@ -382,7 +383,7 @@ async fn revocation_through_a_redis_cluster() {
     wait_until(
         "B sees A's revocation through the cluster",
         Duration::from_secs(5),
-        || b.app.state.verifier.revocations().local_copy().len() == 1,
+        || b.app.state.revocations.local_copy().len() == 1,
     )
     .await;
     assert!(!b.is_active(&token).await);
@@ -393,7 +394,7 @@ async fn revocation_through_a_redis_cluster() {
         .await
         .unwrap();
     wait_until("A sees B's", Duration::from_secs(5), || {
-        a.app.state.verifier.revocations().local_copy().len() == 2
+        a.app.state.revocations.local_copy().len() == 2
     })
     .await;
     let other = key.sign(
@@ -403,7 +404,7 @@ async fn revocation_through_a_redis_cluster() {
     assert!(!a.is_active(&other).await);
     assert_eq!(a.admin_lift(entry["id"].as_str().unwrap()).await, 204);
     wait_until("B sees the lift", Duration::from_secs(5), || {
-        b.app.state.verifier.revocations().local_copy().len() == 1
+        b.app.state.revocations.local_copy().len() == 1
     })
     .await;
     assert!(b.is_active(&other).await);

@@ -486,7 +486,7 @@ async fn entries_expire_with_what_they_cover() {
     let token = key.sign(Algorithm::ES256, &with(claims(ISS), json!({"exp": t + 60})));
     app.revoke_as(Some(("revoker", REVOKER_SECRET)), &token)
         .await;
-    let revocations = app.app.state.verifier.revocations();
+    let revocations = &app.app.state.revocations;
     assert_eq!(revocations.local_copy().len(), 1);
     // Past exp + leeway the token is expired anyway, and the entry may go.
     app.set_now(t + 60 + 30);

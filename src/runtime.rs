@@ -1,0 +1,121 @@
+//! One configuration snapshot: the validated [`Config`] and everything built
+//! from it (issuers with their key sets, callers, the verifier's tables),
+//! immutable, behind one `ArcSwap` in the app state. A request loads it once
+//! and uses it to the end. [`Runtime::build`] takes the running snapshot, so a
+//! reload can build the next one beside it and keep the issuers (key sets and
+//! refreshers) whose configuration did not change.
+
+use std::sync::Arc;
+
+use crate::api::auth::Clients;
+use crate::config::Config;
+use crate::keys::{IssuerId, IssuerKeys, RefreshError};
+use crate::metrics::Metrics;
+use crate::revocation::Revocations;
+use crate::token::Verifier;
+
+pub struct Runtime {
+    pub config: Config,
+    pub issuers: Vec<Arc<IssuerKeys>>,
+    pub clients: Clients,
+    pub verifier: Arc<Verifier>,
+}
+
+/// A snapshot, and the issuers new in it (whose refreshers must be started).
+pub struct Built {
+    pub runtime: Runtime,
+    pub new_issuers: Vec<Arc<IssuerKeys>>,
+}
+
+impl Runtime {
+    pub fn build(
+        config: Config,
+        previous: Option<&Runtime>,
+        metrics: &Arc<Metrics>,
+        revocations: &Arc<Revocations>,
+    ) -> Result<Built, (String, RefreshError)> {
+        let mut issuers = Vec::with_capacity(config.issuers.len());
+        let mut new_issuers = Vec::new();
+        for (index, issuer) in config.issuers.iter().enumerate() {
+            let id = IssuerId(index);
+            let unchanged = previous
+                .and_then(|p| p.issuers.get(index))
+                .filter(|keys| keys.config == *issuer);
+            let keys = match unchanged {
+                Some(keys) => keys.clone(),
+                None => {
+                    let keys = IssuerKeys::new(id, issuer.clone(), metrics.clone())
+                        .map_err(|e| (issuer.name.clone(), e))?;
+                    let keys = Arc::new(keys);
+                    new_issuers.push(keys.clone());
+                    keys
+                }
+            };
+            issuers.push(keys);
+        }
+        let mut verifier = Verifier::new(
+            issuers.clone(),
+            config.server.max_token_bytes,
+            metrics.clone(),
+            revocations.clone(),
+        );
+        if config.cache.enabled {
+            verifier = verifier.with_cache(config.cache.max_entries);
+        }
+        let clients = Clients::new(&config.clients);
+        Ok(Built {
+            runtime: Runtime {
+                config,
+                issuers,
+                clients,
+                verifier: Arc::new(verifier),
+            },
+            new_issuers,
+        })
+    }
+
+    pub fn issuer(&self, id: IssuerId) -> &Arc<IssuerKeys> {
+        &self.issuers[id.0]
+    }
+
+    pub fn issuer_by_name(&self, name: &str) -> Option<Arc<IssuerKeys>> {
+        self.issuers.iter().find(|i| i.config.name == name).cloned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(second_leeway: u64) -> Config {
+        let text = format!(
+            "[[issuers]]\nname = \"a\"\nissuer = \"https://a\"\njwks_uri = \"https://a/k\"\n\
+             [[issuers]]\nname = \"b\"\nissuer = \"https://b\"\njwks_uri = \"https://b/k\"\nleeway_seconds = {second_leeway}\n"
+        );
+        Config::from_toml(&text, Vec::new()).unwrap()
+    }
+
+    /// The next snapshot keeps the issuers whose configuration is unchanged
+    /// (their key sets and refreshers) and builds only the others.
+    #[test]
+    fn a_rebuilt_snapshot_keeps_unchanged_issuers() {
+        let metrics = Arc::new(Metrics::new(&["a".into(), "b".into()]));
+        let revocations = Arc::new(Revocations::memory(60));
+        let first = Runtime::build(config(30), None, &metrics, &revocations).unwrap();
+        assert_eq!(first.new_issuers.len(), 2);
+        let same =
+            Runtime::build(config(30), Some(&first.runtime), &metrics, &revocations).unwrap();
+        assert!(same.new_issuers.is_empty());
+        let next = Runtime::build(config(5), Some(&first.runtime), &metrics, &revocations).unwrap();
+        assert!(Arc::ptr_eq(
+            &next.runtime.issuers[0],
+            &first.runtime.issuers[0]
+        ));
+        assert!(!Arc::ptr_eq(
+            &next.runtime.issuers[1],
+            &first.runtime.issuers[1]
+        ));
+        assert_eq!(next.new_issuers.len(), 1);
+        assert_eq!(next.runtime.issuers[1].config.leeway_seconds, 5);
+    }
+}

@@ -9,7 +9,9 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::http::{self, AppState, Shared};
+use crate::api::http;
+use crate::api::probes;
+use crate::api::state::{AppState, Shared};
 use crate::clock::Clock;
 use crate::config::{Backend, Config, OnStale};
 use crate::listen::{Connections, Limits};
@@ -177,7 +179,7 @@ pub async fn start_with(
         tasks.spawn(serve::http(
             listener,
             probes,
-            http::probe_router(state.clone()),
+            probes::probe_router(state.clone()),
             None,
             http2,
             shutdown.clone(),

@@ -17,7 +17,7 @@ use envoy_types::ext_authz::v3::{CheckRequestExt, CheckResponseExt};
 use tonic::{Request, Response, Status};
 
 use super::front::{self, IDENTITY_HEADERS, Measured};
-use super::http::AppState;
+use super::state::AppState;
 use crate::metrics::{Api, Outcome};
 use crate::token::{Presented, RequestFacts, TokenSource, Verdict};
 

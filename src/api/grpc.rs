@@ -8,8 +8,9 @@ use tonic::{Request, Response, Status};
 use super::auth::Caller;
 use super::errors::ApiError;
 use super::front::Measured;
-use super::http::{AppState, readiness};
+use super::probes::readiness;
 use super::revoke;
+use super::state::AppState;
 use crate::metrics::{Api, Outcome};
 use crate::token::{Presented, TokenSource, Verdict, Verified};
 

@@ -19,7 +19,7 @@ use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::auth::{Caller, Credentials};
 use super::errors::ApiError;
-use super::http::AppState;
+use super::state::AppState;
 use crate::config::Permission;
 use crate::metrics::Api;
 

@@ -1,6 +1,7 @@
 //! The fronts callers reach. Each one authenticates the caller, parses the
 //! request, asks [`crate::token::Verifier`] and shapes the answer.
 
+pub mod admin;
 pub mod auth;
 pub mod envoy;
 pub mod errors;
@@ -8,4 +9,7 @@ pub mod front;
 pub mod grpc;
 pub mod grpc_gate;
 pub mod http;
+pub mod probes;
 pub mod revoke;
+mod spans;
+pub mod state;

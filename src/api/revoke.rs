@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::auth::Caller;
 use super::errors::ApiError;
-use super::http::Shared;
+use super::state::Shared;
 use crate::revocation::{Entry, StoreError, expiry_after};
 use crate::token::{Presented, TokenSource, Verdict};
 

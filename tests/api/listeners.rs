@@ -133,14 +133,7 @@ fn cpu_seconds(pid: u32) -> f64 {
 
 #[tokio::test]
 async fn with_a_1024_open_files_limit_the_binary_answers_and_does_not_spin() {
-    let port = || {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    };
-    let (http, grpc, metrics) = (port(), port(), port());
+    let (http, grpc, metrics) = (free_port(), free_port(), free_port());
     let mut child = Command::new("bash")
         .args([
             "-c",

@@ -242,14 +242,6 @@ secret_sha256 = "nothex"
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown algorithm \"RS999\""));
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn sigterm_drains_and_exits_zero() {
     let key = signer(Algorithm::ES256, "k1");

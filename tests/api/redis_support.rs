@@ -11,6 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::helpers::free_port;
+
 pub fn shared_redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
@@ -41,14 +43,6 @@ pub async fn require_shared_redis() -> String {
 
 pub fn unique_prefix() -> String {
     format!("tokend-test-{:016x}:", rand::random::<u64>())
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `redis-server` process owned by a test, with AOF `appendfsync always`

@@ -508,6 +508,7 @@ async fn the_memory_backend_keeps_bulk_entries_for_the_configured_ttl() {
     ))
     .await;
     let t = now();
+    app.set_now(t);
     let stored = app.admin_post(json!({"sub": "alice", "iss": ISS})).await;
     assert_eq!(stored.status(), 201);
     let entry: Value = stored.json().await.unwrap();

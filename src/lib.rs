@@ -29,6 +29,7 @@
 pub mod api;
 pub mod app;
 pub mod cache;
+pub mod callers;
 pub mod clock;
 pub mod config;
 pub mod dev;

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use crate::api::auth::Clients;
+use crate::callers::Clients;
 use crate::config::Config;
 use crate::keys::{IssuerId, IssuerKeys, RefreshError};
 use crate::metrics::Metrics;

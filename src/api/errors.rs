@@ -99,3 +99,12 @@ impl Outcome {
         }
     }
 }
+
+impl From<crate::callers::Refusal> for ApiError {
+    fn from(refusal: crate::callers::Refusal) -> ApiError {
+        match refusal {
+            crate::callers::Refusal::InvalidClient => ApiError::InvalidClient,
+            crate::callers::Refusal::Forbidden(name) => ApiError::Forbidden(name),
+        }
+    }
+}

@@ -5,12 +5,12 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-use super::auth::Caller;
 use super::errors::ApiError;
 use super::front::Measured;
 use super::probes::readiness;
 use super::revoke;
 use super::state::AppState;
+use crate::callers::Caller;
 use crate::metrics::{Api, Outcome};
 use crate::token::{Presented, TokenSource, Verdict, Verified};
 

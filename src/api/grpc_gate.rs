@@ -17,9 +17,9 @@ use tonic::Status;
 use tonic::server::NamedService;
 use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
-use super::auth::{Caller, Credentials};
 use super::errors::ApiError;
 use super::state::AppState;
+use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
 use crate::metrics::Api;
 
@@ -84,10 +84,12 @@ impl<S> Gate<S> {
                 .map(|v| v.to_str().unwrap_or("")),
             cert_names: &cert_names,
         };
-        self.state
-            .runtime()
-            .clients
-            .admit(&credentials, method.permission, method.name)
+        let admitted =
+            self.state
+                .runtime()
+                .clients
+                .admit(&credentials, method.permission, method.name);
+        Ok(admitted?)
     }
 }
 

@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{any, post};
 use std::borrow::Cow;
 
-use super::auth::{Caller, Credentials};
 use super::errors::ApiError;
 use super::front::{self, Measured};
 use super::revoke;
 use super::state::{AppState, Shared};
+use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
 use crate::metrics::{Api, Outcome};
 use crate::token::{Presented, TokenSource, Verdict, Verified, fingerprint};
@@ -41,10 +41,11 @@ pub(super) fn authenticate(
     name: &'static str,
 ) -> Result<Caller, ApiError> {
     let credentials = Credentials::from_http(headers, extensions);
-    state
+    let admitted = state
         .runtime()
         .clients
-        .admit(&credentials, permission, name)
+        .admit(&credentials, permission, name);
+    Ok(admitted?)
 }
 
 /// `authenticate` for a handler holding the whole request.

@@ -2,7 +2,6 @@
 //! request, asks [`crate::token::Verifier`] and shapes the answer.
 
 pub mod admin;
-pub mod auth;
 pub mod envoy;
 pub mod errors;
 pub mod front;

@@ -4,9 +4,9 @@
 
 use serde::Deserialize;
 
-use super::auth::Caller;
 use super::errors::ApiError;
 use super::state::Shared;
+use crate::callers::Caller;
 use crate::revocation::{Entry, StoreError, expiry_after};
 use crate::token::{Presented, TokenSource, Verdict};
 

@@ -1,4 +1,6 @@
-//! Caller authentication for introspection, revocation and admin APIs.
+//! The callers of introspection, revocation and admin APIs, and the one
+//! admission check every front (HTTP, gRPC, admin) uses. Below `api/`: the
+//! configuration snapshot holds the callers.
 //!
 //! Callers present `Authorization: Basic base64(id:secret)` (RFC 6749 §2.3.1)
 //! or `Authorization: Bearer <secret>`. Only the SHA-256 of each secret is kept,
@@ -9,7 +11,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use std::collections::BTreeSet;
 
-use super::errors::ApiError;
 use crate::config::{ClientConfig, Permission};
 
 use crate::token::sha256;
@@ -140,16 +141,25 @@ impl Clients {
         credentials: &Credentials<'_>,
         permission: Permission,
         name: &'static str,
-    ) -> Result<Caller, ApiError> {
+    ) -> Result<Caller, Refusal> {
         let caller = self
             .authenticate_with_cert(credentials.authorization, credentials.cert_names)
-            .map_err(|_| ApiError::InvalidClient)?;
+            .map_err(|_| Refusal::InvalidClient)?;
         if caller.may(permission) {
             Ok(caller)
         } else {
-            Err(ApiError::Forbidden(name))
+            Err(Refusal::Forbidden(name))
         }
     }
+}
+
+/// Why a caller was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// No or wrong credentials.
+    InvalidClient,
+    /// Authenticated, without the named permission.
+    Forbidden(&'static str),
 }
 
 /// What a caller presented to prove who it is: its `Authorization` value

@@ -301,13 +301,7 @@ permissions = ["introspect", "root"]
             "clients[0].secret_sha256:",
             "clients[0].permissions[1]: unknown permission \"root\"",
         ];
-        for e in expect {
-            assert!(
-                errors.iter().any(|got| got.starts_with(e)),
-                "missing {e:?} in {errors:#?}"
-            );
-        }
-        assert_eq!(errors.len(), expect.len(), "{errors:#?}");
+        assert_exactly(&errors, &expect);
     }
 
     /// Missing keys, wrong types and unknown keys from serde, every one with
@@ -355,6 +349,11 @@ colour = "blue"
             "clients[0].colour: unknown key",
             "extra: unknown section",
         ];
+        assert_exactly(&errors, &expect);
+    }
+
+    /// Each expected message begins one error, and there are no others.
+    fn assert_exactly(errors: &[String], expect: &[&str]) {
         for e in expect {
             assert!(
                 errors.iter().any(|got| got.starts_with(e)),

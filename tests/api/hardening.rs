@@ -193,16 +193,7 @@ async fn small_order_ed25519_keys_never_enter_a_key_set() {
         app.is_active(&honest.sign(Algorithm::EdDSA, &claims(ISS)))
             .await
     );
-    let issuers = app
-        .http
-        .get(format!("{}/admin/issuers", app.base))
-        .basic_auth("ops", Some(OPS_SECRET))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let issuers = crate::keys::admin_issuers(&app).await.to_string();
     assert!(issuers.contains("small order"), "{issuers}");
 }
 

@@ -18,6 +18,20 @@ use super::state::AppState;
 use crate::config::Permission;
 use crate::metrics::{Api, Outcome};
 
+/// The caller of an admin request that was split into parts, with `admin`.
+fn admin_caller(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+) -> Result<crate::callers::Caller, ApiError> {
+    authenticate(
+        state,
+        &parts.headers,
+        &parts.extensions,
+        Permission::Admin,
+        "admin",
+    )
+}
+
 /// `/admin/*`, each request counted under `api="admin"` by its answer's status.
 pub fn admin_routes(state: &AppState) -> Router<AppState> {
     Router::new()
@@ -57,13 +71,7 @@ async fn list_issuers(
     State(state): State<AppState>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    authenticate(
-        &state,
-        &parts.headers,
-        &parts.extensions,
-        Permission::Admin,
-        "admin",
-    )?;
+    admin_caller(&state, &parts)?;
     let now = SystemTime::now();
     let issuers: Vec<Value> = state
         .runtime()
@@ -110,13 +118,7 @@ async fn refresh_issuer(
     Path(name): Path<String>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(
-        &state,
-        &parts.headers,
-        &parts.extensions,
-        Permission::Admin,
-        "admin",
-    )?;
+    let caller = admin_caller(&state, &parts)?;
     let issuer = state
         .runtime()
         .issuer_by_name(&name)
@@ -161,13 +163,7 @@ async fn list_revocations(
     paging: Result<Query<Paging>, axum::extract::rejection::QueryRejection>,
     parts: axum::http::request::Parts,
 ) -> Result<Response, ApiError> {
-    authenticate(
-        &state,
-        &parts.headers,
-        &parts.extensions,
-        Permission::Admin,
-        "admin",
-    )?;
+    admin_caller(&state, &parts)?;
     let Query(paging) = paging.map_err(|e| ApiError::InvalidRequest(e.body_text()))?;
     let limit = paging.limit.unwrap_or(100).clamp(1, 1000);
     let entries = state

@@ -74,8 +74,7 @@ pub async fn start_with(
     let Built {
         runtime,
         new_issuers,
-    } = Runtime::build(config, None, &metrics, &revocations)
-        .map_err(|(name, e)| anyhow::anyhow!("issuer {name}: {e}"))?;
+    } = Runtime::build(config, None, &metrics, &revocations)?;
     let state: AppState = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
         revocations: revocations.clone(),

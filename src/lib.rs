@@ -11,6 +11,11 @@
 //!   [`token::Presented`] (the request context): size cap, strict
 //!   base64url and JSON ([`token::parse`]), issuer by exact `iss`, algorithm
 //!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).
+//! - [`authz`]: edge authorization after the verdict — the route a request
+//!   falls under (normalized method, host, path), its scope and claim
+//!   requirements, the token sources of `/auth` and Envoy `Check`.
+//! - [`assertion`]: what upstreams are told — the identity headers and the
+//!   signed identity assertion, kept with the verified token.
 //! - [`cache`]: verified tokens by SHA-256; a hit still checks expiry, key and revocation.
 //! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
 //!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), key sources
@@ -28,6 +33,8 @@
 
 pub mod api;
 pub mod app;
+pub mod assertion;
+pub mod authz;
 pub mod cache;
 pub mod callers;
 pub mod clock;

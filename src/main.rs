@@ -51,6 +51,19 @@ enum Command {
         #[command(flatten)]
         client: ClientArgs,
     },
+    /// Ask a running tokend why a token is or is not active, and what the
+    /// route policy decides for a request (needs `admin`).
+    Explain {
+        token: String,
+        #[arg(long, default_value = "GET")]
+        method: String,
+        #[arg(long)]
+        host: Option<String>,
+        #[arg(long, default_value = "/")]
+        path: String,
+        #[command(flatten)]
+        client: ClientArgs,
+    },
     /// Revoke through a running tokend's admin API: one token, a token by id,
     /// every token of a subject, or every token of an issuer issued before a time.
     #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["token", "jti", "sub", "iss"])))]
@@ -203,6 +216,29 @@ async fn run(command: Command) -> ExitCode {
             }
         }
         Command::Introspect { token, client } => introspect(token, client).await,
+        Command::Explain {
+            token,
+            method,
+            host,
+            path,
+            client,
+        } => {
+            let body =
+                serde_json::json!({"token": token, "method": method, "host": host, "path": path});
+            let request = |http: &reqwest::Client, url: &str| {
+                http.post(format!("{url}/admin/explain")).json(&body)
+            };
+            match call(&client, request).await {
+                Ok(answer) => {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&answer).unwrap_or_default()
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(code) => code,
+            }
+        }
         Command::Revoke {
             token,
             jti,

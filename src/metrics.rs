@@ -28,6 +28,7 @@ pub const REVOCATION_ENTRIES: &str = "tokend_revocation_entries";
 pub const CACHE_HITS: &str = "tokend_cache_hits_total";
 pub const CACHE_MISSES: &str = "tokend_cache_misses_total";
 pub const CACHE_ENTRIES: &str = "tokend_cache_entries";
+pub const AUTHZ_DECISIONS: &str = "tokend_authz_decisions_total";
 pub const REVOCATION_FEED_LAG: &str = "tokend_revocation_feed_lag_seconds";
 pub const REVOCATION_RESYNCS: &str = "tokend_revocation_resyncs_total";
 
@@ -93,6 +94,10 @@ fn describe() {
         "Time to answer one request, by API."
     );
     describe_gauge!(IN_FLIGHT, "Requests being answered now, by API.");
+    describe_counter!(
+        AUTHZ_DECISIONS,
+        "Edge authorization decisions of /auth and Envoy Check, by route (configured name or default) and decision (allow, deny_unauthenticated, deny_policy)."
+    );
     describe_counter!(
         JWKS_REFRESH,
         "Key set refreshes, by issuer and result (ok, error)."

@@ -1,8 +1,6 @@
-//! Signing tokens: for dev mode, tests, benches and the load generator.
-//!
-//! tokend never signs on the request path; this exists so that every part of
-//! the project that needs a token makes it the same way, with keys generated
-//! on the spot and published as a JWKS.
+//! Signing tokens: the identity assertion ([`crate::assertion`]), dev mode,
+//! tests, benches and the load generator, so that every part of the project
+//! that needs a token makes it the same way and publishes its key as a JWKS.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -60,6 +58,29 @@ impl Signer {
             kid: kid.into(),
             key,
         }
+    }
+
+    /// A signer over a PKCS#8 private key: EC P-256 (ES256) or Ed25519 (EdDSA).
+    pub fn from_pkcs8(der: &[u8], kid: impl Into<String>) -> Option<(Signer, Algorithm)> {
+        let (key, alg) =
+            match EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, der) {
+                Ok(pair) => (Key::Ec(pair), Algorithm::ES256),
+                Err(_) => (
+                    Key::Ed(
+                        Ed25519KeyPair::from_pkcs8(der)
+                            .or_else(|_| Ed25519KeyPair::from_pkcs8_maybe_unchecked(der))
+                            .ok()?,
+                    ),
+                    Algorithm::EdDSA,
+                ),
+            };
+        Some((
+            Signer {
+                kid: kid.into(),
+                key,
+            },
+            alg,
+        ))
     }
 
     /// An HMAC signer over the given secret.

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use crate::assertion::Assertions;
+use crate::authz::Policy;
 use crate::callers::Clients;
 use crate::config::Config;
 use crate::keys::{IssuerId, IssuerKeys, RefreshError};
@@ -19,6 +21,8 @@ pub struct Runtime {
     pub issuers: Vec<Arc<IssuerKeys>>,
     pub clients: Clients,
     pub verifier: Arc<Verifier>,
+    pub policy: Policy,
+    pub assertions: Assertions,
 }
 
 /// A snapshot, and the issuers new in it (whose refreshers must be started).
@@ -27,13 +31,22 @@ pub struct Built {
     pub new_issuers: Vec<Arc<IssuerKeys>>,
 }
 
+/// Why a snapshot could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("issuer {0}: {1}")]
+    Issuer(String, RefreshError),
+    #[error("{0}")]
+    Assertion(String),
+}
+
 impl Runtime {
     pub fn build(
         config: Config,
         previous: Option<&Runtime>,
         metrics: &Arc<Metrics>,
         revocations: &Arc<Revocations>,
-    ) -> Result<Built, (String, RefreshError)> {
+    ) -> Result<Built, BuildError> {
         let mut issuers = Vec::with_capacity(config.issuers.len());
         let mut new_issuers = Vec::new();
         for (index, issuer) in config.issuers.iter().enumerate() {
@@ -45,7 +58,7 @@ impl Runtime {
                 Some(keys) => keys.clone(),
                 None => {
                     let keys = IssuerKeys::new(id, issuer.clone(), metrics.clone())
-                        .map_err(|e| (issuer.name.clone(), e))?;
+                        .map_err(|e| BuildError::Issuer(issuer.name.clone(), e))?;
                     let keys = Arc::new(keys);
                     new_issuers.push(keys.clone());
                     keys
@@ -63,12 +76,19 @@ impl Runtime {
             verifier = verifier.with_cache(config.cache.max_entries);
         }
         let clients = Clients::new(&config.clients);
+        let policy = Policy::new(&config, |name| {
+            issuers.iter().find(|i| i.config.name == name).map(|i| i.id)
+        });
+        let assertions = Assertions::new(&config.assertion, previous.map(|p| &p.assertions))
+            .map_err(BuildError::Assertion)?;
         Ok(Built {
             runtime: Runtime {
                 config,
                 issuers,
                 clients,
                 verifier: Arc::new(verifier),
+                policy,
+                assertions,
             },
             new_issuers,
         })

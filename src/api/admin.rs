@@ -1,6 +1,7 @@
 //! The admin API (`/admin/*`, permission `admin`): revocations by token,
 //! `jti`, subject or issuer, their listing and lifting, and the issuers' key
-//! sets. Every request is counted under `api="admin"`.
+//! sets, and `/admin/explain` ([`super::explain`]). Every request is counted
+//! under `api="admin"`.
 
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
@@ -45,6 +46,7 @@ pub fn admin_routes(state: &AppState) -> Router<AppState> {
         )
         .route("/admin/issuers", get(list_issuers))
         .route("/admin/issuers/{name}/refresh", post(refresh_issuer))
+        .route("/admin/explain", post(super::explain::explain))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             measure_admin,

@@ -6,7 +6,9 @@
 //! let Envoy's `failure_mode_allow` turn a rejection into an allow. Allowed
 //! requests go upstream with `x-auth-*` identity headers, and any copies of
 //! those headers the client sent are overwritten or removed, so a client can
-//! never forge them. Denied requests get 401 with an RFC 6750 challenge.
+//! never forge them. Denied requests get 401 (no or inactive token) or 403
+//! (the route refuses the token) with an RFC 6750 challenge, or 400 when the
+//! request cannot be read unambiguously.
 
 use axum::http::HeaderMap;
 use envoy_types::ext_authz::v3::pb::{
@@ -16,10 +18,13 @@ use envoy_types::ext_authz::v3::pb::{
 use envoy_types::ext_authz::v3::{CheckRequestExt, CheckResponseExt};
 use tonic::{Request, Response, Status};
 
-use super::front::{self, IDENTITY_HEADERS, Measured};
+use std::collections::HashMap;
+
+use super::edge::{self, Answer};
+use super::front::{self, Measured};
 use super::state::AppState;
-use crate::metrics::{Api, Outcome};
-use crate::token::{Presented, RequestFacts, TokenSource, Verdict};
+use crate::metrics::Api;
+use crate::token::RequestFacts;
 
 pub struct EnvoyAuthz {
     state: AppState,
@@ -45,11 +50,6 @@ fn header(key: &str, value: &str) -> HeaderValueOption {
     }
 }
 
-/// The bearer token of the checked request, if any.
-fn bearer(request: &CheckRequest) -> Option<&str> {
-    front::bearer(request.get_client_headers()?.get("authorization")?)
-}
-
 /// The request Envoy asks about (`attributes.request.http`).
 fn checked_request(request: &CheckRequest) -> RequestFacts<'_> {
     let http = request
@@ -64,16 +64,18 @@ fn checked_request(request: &CheckRequest) -> RequestFacts<'_> {
     }
 }
 
+/// Sets every non-empty upstream header and removes the client's copy of
+/// every empty one.
 fn allow(identity: HeaderMap) -> CheckResponse {
-    let mut headers = Vec::with_capacity(IDENTITY_HEADERS.len());
+    let mut headers = Vec::with_capacity(identity.len());
     let mut headers_to_remove = Vec::new();
-    for name in IDENTITY_HEADERS {
-        match identity.get(name).and_then(|v| v.to_str().ok()) {
-            Some(value) if !value.is_empty() => headers.push(header(name, value)),
-            _ => headers_to_remove.push(name.to_owned()),
+    for (name, value) in &identity {
+        match value.to_str() {
+            Ok(value) if !value.is_empty() => headers.push(header(name.as_str(), value)),
+            _ => headers_to_remove.push(name.as_str().to_owned()),
         }
     }
-    let mut response = CheckResponse::with_status(Status::ok("active"));
+    let mut response = CheckResponse::with_status(Status::ok("allowed"));
     response.set_http_response(OkHttpResponse {
         headers,
         headers_to_remove,
@@ -82,19 +84,50 @@ fn allow(identity: HeaderMap) -> CheckResponse {
     response
 }
 
-fn deny() -> CheckResponse {
-    let mut response = CheckResponse::with_status(Status::unauthenticated("token is not active"));
+fn deny(
+    status: Status,
+    code: HttpStatusCode,
+    headers: Vec<HeaderValueOption>,
+    body: String,
+) -> CheckResponse {
+    let mut response = CheckResponse::with_status(status);
+    let mut all = vec![header("content-type", "application/json")];
+    all.extend(headers);
     response.set_http_response(DeniedHttpResponse {
-        status: Some(HttpStatus {
-            code: HttpStatusCode::Unauthorized.into(),
-        }),
-        headers: vec![
-            header("www-authenticate", front::INVALID_TOKEN_CHALLENGE),
-            header("content-type", "application/json"),
-        ],
-        body: r#"{"error":"invalid_token"}"#.to_owned(),
+        status: Some(HttpStatus { code: code.into() }),
+        headers: all,
+        body,
     });
     response
+}
+
+/// The verdict in Envoy's terms.
+fn check_response(answer: Answer) -> CheckResponse {
+    match answer {
+        Answer::Allow(identity) => allow(identity),
+        Answer::Unauthenticated => deny(
+            Status::unauthenticated("token is not active"),
+            HttpStatusCode::Unauthorized,
+            vec![header("www-authenticate", front::INVALID_TOKEN_CHALLENGE)],
+            r#"{"error":"invalid_token"}"#.to_owned(),
+        ),
+        Answer::Forbidden(challenge) => deny(
+            Status::permission_denied("the route refuses this token"),
+            HttpStatusCode::Forbidden,
+            vec![header(
+                "www-authenticate",
+                challenge.to_str().unwrap_or_default(),
+            )],
+            r#"{"error":"insufficient_scope"}"#.to_owned(),
+        ),
+        Answer::BadRequest(bad) => deny(
+            Status::invalid_argument(bad.to_string()),
+            HttpStatusCode::BadRequest,
+            Vec::new(),
+            serde_json::json!({"error": "invalid_request", "error_description": bad.to_string()})
+                .to_string(),
+        ),
+    }
 }
 
 #[tonic::async_trait]
@@ -105,28 +138,11 @@ impl Authorization for EnvoyAuthz {
     ) -> Result<Response<CheckResponse>, Status> {
         let measured = Measured::start(&self.state.metrics, Api::Envoy);
         let request = request.into_inner();
-        let verdict = match bearer(&request) {
-            Some(token) => {
-                let presented = Presented::new(token, TokenSource::Header("authorization"))
-                    .for_request(checked_request(&request));
-                Some(
-                    self.state
-                        .runtime()
-                        .verifier
-                        .check(&presented, (self.state.clock)())
-                        .await,
-                )
-            }
-            None => None,
-        };
-        let (outcome, response) = match &verdict {
-            Some(Verdict::Active(verified)) => match front::identity_headers(verified) {
-                Ok(identity) => (Outcome::Active, allow(identity)),
-                Err(_) => (Outcome::UnsafeClaim, deny()),
-            },
-            _ => (Outcome::Inactive, deny()),
-        };
+        let no_headers = HashMap::new();
+        let headers = request.get_client_headers().unwrap_or(&no_headers);
+        let (outcome, answer) =
+            edge::authorize(&self.state, headers, checked_request(&request)).await;
         measured.finish(outcome);
-        Ok(Response::new(response))
+        Ok(Response::new(check_response(answer)))
     }
 }

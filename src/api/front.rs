@@ -8,24 +8,10 @@ use std::time::Instant;
 use crate::metrics::{Api, InFlight, Metrics, Outcome};
 use crate::token::{RequestFacts, Verified};
 
-/// The identity headers tokend sets upstream and strips from clients.
-pub const IDENTITY_HEADERS: [&str; 5] = [
-    "x-auth-subject",
-    "x-auth-issuer",
-    "x-auth-scope",
-    "x-auth-client-id",
-    "x-auth-expires",
-];
+pub use crate::assertion::IDENTITY_HEADERS;
 
 /// The `WWW-Authenticate` challenge of a missing or inactive token.
 pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="tokend", error="invalid_token""#;
-
-/// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
-pub fn bearer(authorization: &str) -> Option<&str> {
-    let (scheme, token) = authorization.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
 
 /// The request a forward-auth call is about: Traefik and Caddy send
 /// `X-Forwarded-Method/-Host/-Uri`, nginx `X-Original-Method`, `X-Original-URI`

@@ -6,9 +6,10 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, post};
+use axum::routing::{any, get, post};
 use std::borrow::Cow;
 
+use super::edge::{self, Answer};
 use super::errors::ApiError;
 use super::front::{self, Measured};
 use super::revoke;
@@ -25,6 +26,7 @@ pub fn router(state: AppState) -> Router {
         .route("/introspect", post(introspect))
         .route("/auth", any(forward_auth))
         .route("/revoke", post(revoke_token))
+        .route("/.well-known/jwks.json", get(assertion_jwks))
         .merge(super::admin::admin_routes(&state))
         .merge(super::probes::probe_routes())
         .fallback(|| async { ApiError::NotFound })
@@ -166,48 +168,43 @@ pub fn introspection_json(verified: &Verified) -> Bytes {
 }
 
 /// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Caddy
-/// `forward_auth`: the end user's bearer token in, a verdict and identity headers out.
+/// `forward_auth`: the end user's request in, a verdict and identity headers out.
 async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let measured = Measured::start(&state.metrics, Api::ForwardAuth);
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(front::bearer);
-    let verdict = match token {
-        Some(token) => {
-            let presented = Presented::new(token, TokenSource::Header("authorization"))
-                .for_request(front::forwarded_request(&headers));
-            Some(
-                state
-                    .runtime()
-                    .verifier
-                    .check(&presented, (state.clock)())
-                    .await,
-            )
-        }
-        None => None,
-    };
-    let (outcome, response) = match verdict {
-        Some(Verdict::Active(verified)) => match front::identity_headers(&verified) {
-            Ok(identity) => (Outcome::Active, identity.into_response()),
-            Err(_) => (Outcome::UnsafeClaim, invalid_token()),
-        },
-        _ => (Outcome::Inactive, invalid_token()),
+    let (outcome, answer) =
+        edge::authorize(&state, &headers, front::forwarded_request(&headers)).await;
+    let response = match answer {
+        Answer::Allow(identity) => identity.into_response(),
+        Answer::Unauthenticated => challenge(
+            StatusCode::UNAUTHORIZED,
+            HeaderValue::from_static(front::INVALID_TOKEN_CHALLENGE),
+        ),
+        Answer::Forbidden(value) => challenge(StatusCode::FORBIDDEN, value),
+        Answer::BadRequest(bad) => ApiError::InvalidRequest(bad.to_string()).into_response(),
     };
     measured.finish(outcome);
     response
 }
 
-/// The challenge `/auth` answers when it refuses a token.
-fn invalid_token() -> Response {
-    (
-        StatusCode::UNAUTHORIZED,
-        [(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(front::INVALID_TOKEN_CHALLENGE),
-        )],
-    )
-        .into_response()
+/// A refusal with its RFC 6750 challenge.
+fn challenge(status: StatusCode, value: HeaderValue) -> Response {
+    (status, [(header::WWW_AUTHENTICATE, value)]).into_response()
+}
+
+/// The public key of the identity assertion, for upstream services (404
+/// while `[assertion]` is off).
+async fn assertion_jwks(State(state): State<AppState>) -> Response {
+    match state.runtime().assertions.jwks() {
+        Some(jwks) => (
+            [(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("max-age=300"),
+            )],
+            axum::Json(jwks),
+        )
+            .into_response(),
+        None => ApiError::NotFound.into_response(),
+    }
 }
 
 /// The caller's address, for audit lines.

@@ -2,8 +2,10 @@
 //! request, asks [`crate::token::Verifier`] and shapes the answer.
 
 pub mod admin;
+pub mod edge;
 pub mod envoy;
 pub mod errors;
+pub mod explain;
 pub mod front;
 pub mod grpc;
 pub mod grpc_gate;

@@ -3,18 +3,22 @@
 //! a missing key, a wrong type, an unknown key, a bad value — is reported
 //! with its key path before anything starts. One file per section.
 
+mod assertion;
 mod cache;
 mod clients;
 mod env;
 mod issuers;
 mod revocation;
+mod routes;
 mod secrets;
 mod server;
 
+pub use assertion::AssertionConfig;
 pub use cache::CacheConfig;
 pub use clients::{ClientConfig, Permission};
 pub use issuers::{IssuerConfig, KeySourceConfig};
 pub use revocation::{Backend, OnStale, RevocationConfig};
+pub use routes::{AuthorizationConfig, DefaultDecision, RouteConfig, TokenSourceSpec};
 pub use secrets::Secret;
 pub use server::{ServerConfig, TlsConfig};
 
@@ -47,6 +51,9 @@ pub struct Config {
     pub revocation: RevocationConfig,
     pub cache: CacheConfig,
     pub clients: Vec<ClientConfig>,
+    pub authorization: AuthorizationConfig,
+    pub routes: Vec<RouteConfig>,
+    pub assertion: AssertionConfig,
 }
 
 impl Config {
@@ -79,9 +86,12 @@ impl Config {
         let revocation = section(&mut table, "revocation", &mut errors);
         let cache = section(&mut table, "cache", &mut errors);
         let mut clients = list(&mut table, "clients", &mut errors);
+        let mut authorization = section(&mut table, "authorization", &mut errors);
+        let routes = list(&mut table, "routes", &mut errors);
+        let mut assertion = section(&mut table, "assertion", &mut errors);
         for key in table.keys() {
             errors.push(format!(
-                "{key}: unknown section (server, issuers, revocation, cache, clients)"
+                "{key}: unknown section (server, issuers, revocation, cache, clients, authorization, routes, assertion)"
             ));
         }
         server::validate(&server, &mut errors);
@@ -89,6 +99,13 @@ impl Config {
         revocation::validate(&revocation, &mut errors);
         cache::validate(&cache, &mut errors);
         clients::validate(&mut clients, &mut errors);
+        validate_edge(
+            &mut authorization,
+            &routes,
+            &mut assertion,
+            &issuers,
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
@@ -98,28 +115,54 @@ impl Config {
             revocation,
             cache,
             clients: clients.into_iter().flatten().collect(),
+            authorization,
+            routes: routes.into_iter().flatten().collect(),
+            assertion,
         })
     }
 
     /// Validates a configuration built in code (dev mode), resolving secrets and algorithms.
-    pub fn validated(self) -> Result<Config, ConfigErrors> {
+    pub fn validated(mut self) -> Result<Config, ConfigErrors> {
         let mut errors = Vec::new();
         let mut issuers: Vec<_> = self.issuers.into_iter().map(Some).collect();
         let mut clients: Vec<_> = self.clients.into_iter().map(Some).collect();
+        let routes: Vec<_> = self.routes.into_iter().map(Some).collect();
         server::validate(&self.server, &mut errors);
         issuers::validate(&mut issuers, &mut errors);
         revocation::validate(&self.revocation, &mut errors);
         cache::validate(&self.cache, &mut errors);
         clients::validate(&mut clients, &mut errors);
+        validate_edge(
+            &mut self.authorization,
+            &routes,
+            &mut self.assertion,
+            &issuers,
+            &mut errors,
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Config {
             issuers: issuers.into_iter().flatten().collect(),
             clients: clients.into_iter().flatten().collect(),
+            routes: routes.into_iter().flatten().collect(),
             ..self
         })
     }
+}
+
+/// `[authorization]`, `[[routes]]` (whose issuer names must exist) and `[assertion]`.
+fn validate_edge(
+    authorization: &mut AuthorizationConfig,
+    routes: &[Option<RouteConfig>],
+    assertion: &mut AssertionConfig,
+    issuers: &[Option<IssuerConfig>],
+    errors: &mut Vec<String>,
+) {
+    routes::validate_authorization(authorization, errors);
+    let names = issuers.iter().flatten().map(|i| i.name.as_str()).collect();
+    routes::validate_routes(routes, &names, errors);
+    assertion::validate(assertion, errors);
 }
 
 /// One `[section]`, its defaults when absent; on error, reported and defaulted.

@@ -3,15 +3,17 @@
 
 pub mod alg;
 pub mod claims;
+pub mod explain;
 pub mod parse;
 pub mod presented;
 pub mod reason;
 pub mod verify;
 
 pub use alg::Algorithm;
-pub use presented::{Presented, RequestFacts, TokenSource};
+pub use explain::Explanation;
+pub use presented::{Presented, RequestFacts, TokenSource, bearer};
 pub use reason::Reason;
-pub use verify::{Verdict, Verified, Verifier};
+pub use verify::{Stamp, Verdict, Verified, Verifier};
 
 /// SHA-256 of `bytes`: cache keys, revocation ids, client secrets.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -1,7 +1,8 @@
 //! The one entry point every API calls: `Verifier::check(token, now) -> Verdict`.
 
+use arc_swap::ArcSwapOption;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use super::WholeToken;
@@ -35,7 +36,9 @@ impl Verdict {
     }
 }
 
-/// A token whose signature and claims passed every rule.
+/// A token whose signature and claims passed every rule. Cached whole, so
+/// what is derived from it once (the claim tree for route matchers, the
+/// signed identity assertion) is kept here too.
 #[derive(Debug)]
 pub struct Verified {
     pub issuer: IssuerId,
@@ -46,6 +49,19 @@ pub struct Verified {
     /// For a token without `jti`: the SHA-256 of its signing input, which
     /// revokes it whatever its signature's encoding.
     pub signing_input_sha256: Option<[u8; 32]>,
+    /// Every claim, parsed on first use (by a route's `claims` matcher).
+    tree: OnceLock<serde_json::Value>,
+    /// The identity assertion last signed for this token.
+    pub stamp: ArcSwapOption<Stamp>,
+}
+
+/// An identity assertion signed for one verified token ([`crate::assertion`]),
+/// reused until `renew_at` by the signer it names.
+#[derive(Debug)]
+pub struct Stamp {
+    pub signer: u64,
+    pub renew_at: u64,
+    pub value: axum::http::HeaderValue,
 }
 
 impl Verified {
@@ -64,7 +80,15 @@ impl Verified {
             key,
             claims,
             signing_input_sha256,
+            tree: OnceLock::new(),
+            stamp: ArcSwapOption::empty(),
         }
+    }
+
+    /// Every claim as JSON, parsed once per verified token.
+    pub fn claim_tree(&self) -> &serde_json::Value {
+        self.tree
+            .get_or_init(|| serde_json::Value::Object(self.claims.to_map()))
     }
 
     /// The entry that revokes this token (by `jti`, else by the SHA-256 of its
@@ -135,6 +159,10 @@ impl Verifier {
     pub fn with_cache(mut self, max_entries: usize) -> Verifier {
         self.cache = Some(TokenCache::new(max_entries));
         self
+    }
+
+    pub fn max_token_bytes(&self) -> usize {
+        self.max_token_bytes
     }
 
     pub fn cache(&self) -> Option<&TokenCache> {

@@ -102,7 +102,7 @@ async fn envoy_check_allows_with_identity_headers_and_denies_with_401() {
     assert_eq!(set["x-auth-expires"], c["exp"].to_string());
     assert_eq!(
         ok.headers_to_remove,
-        vec!["x-auth-scope".to_string()],
+        vec!["x-auth-scope".to_string(), "x-tokend-assertion".to_string()],
         "a header tokend does not set is stripped"
     );
 

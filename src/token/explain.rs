@@ -1,0 +1,194 @@
+//! Why a token is or is not active, in words: for `/admin/explain` and
+//! `tokend explain` only. The verdict is the one [`Verifier::check`] gives
+//! (the same path every API takes); the detail is read from the token's
+//! header and claims afterwards, for display, never to decide anything.
+
+use serde_json::Value;
+
+use super::parse::b64_decode;
+use super::presented::Presented;
+use super::reason::Reason;
+use super::verify::{Verdict, Verifier};
+use crate::keys::IssuerKeys;
+
+/// The verdict and what an operator needs to see about it.
+#[derive(Debug)]
+pub struct Explanation {
+    pub verdict: Verdict,
+    pub detail: String,
+    pub issuer: Option<String>,
+    pub kid: Option<String>,
+    pub alg: Option<String>,
+}
+
+impl Verifier {
+    /// Checks the token as every API does, then says why.
+    pub async fn explain(&self, presented: &Presented<'_>, now: u64) -> Explanation {
+        let verdict = self.check(presented, now).await;
+        let token = presented.token;
+        let (header, claims) = peek(token);
+        let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
+        let issuer = claims
+            .as_ref()
+            .and_then(|c| c.get("iss"))
+            .and_then(Value::as_str)
+            .and_then(|iss| self.issuer_by_iss(iss));
+        let detail = match &verdict {
+            Verdict::Active(_) => "every rule holds".to_owned(),
+            Verdict::Inactive(reason) => detail(
+                *reason,
+                token,
+                header.as_ref(),
+                claims.as_ref(),
+                issuer.map(|i| &**i),
+                self.max_token_bytes(),
+                now,
+            ),
+        };
+        Explanation {
+            detail,
+            issuer: issuer.map(|i| i.config.name.clone()),
+            kid: header.as_ref().and_then(|h| text(h, "kid")),
+            alg: header.as_ref().and_then(|h| text(h, "alg")),
+            verdict,
+        }
+    }
+}
+
+/// The header and claims as JSON, if they decode at all (leniently: display only).
+fn peek(token: &str) -> (Option<Value>, Option<Value>) {
+    let mut parts = token.split('.');
+    let mut next = || {
+        parts
+            .next()
+            .and_then(|p| b64_decode(p).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .filter(Value::is_object)
+    };
+    let header = next();
+    (header, next())
+}
+
+fn detail(
+    reason: Reason,
+    token: &str,
+    header: Option<&Value>,
+    claims: Option<&Value>,
+    issuer: Option<&IssuerKeys>,
+    max_bytes: usize,
+    now: u64,
+) -> String {
+    let claim = |name: &str| {
+        claims
+            .and_then(|c| c.get(name))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let number = |name: &str| claims.and_then(|c| c.get(name)).and_then(Value::as_f64);
+    let header_member = |name: &str| {
+        header
+            .and_then(|h| h.get(name))
+            .map_or_else(|| "(none)".to_owned(), Value::to_string)
+    };
+    let name = issuer.map_or("?", |i| i.config.name.as_str());
+    let leeway = issuer.map_or(0, |i| i.config.leeway_seconds);
+    let now_f = now as f64;
+    match reason {
+        Reason::TooLarge => format!("{} bytes, over max_token_bytes {max_bytes}", token.len()),
+        Reason::Malformed => format!(
+            "{} dot-separated segments; a compact JWS has 3",
+            token.split('.').count()
+        ),
+        Reason::BadBase64 => "a segment is not strict unpadded base64url".into(),
+        Reason::BadHeader => "the header is not a JSON object of well-formed members".into(),
+        Reason::BadClaims => {
+            "the payload is not a JSON object with well-typed registered claims".into()
+        }
+        Reason::DuplicateMember => "a member appears twice in the header or the claims".into(),
+        Reason::AlgNone => "alg is \"none\"".into(),
+        Reason::UnsupportedAlg => format!("alg {} is not one tokend implements", header_member("alg")),
+        Reason::AlgNotAllowed => format!(
+            "alg {} is not in issuer {name}'s algorithms {:?}",
+            header_member("alg"),
+            issuer.map(|i| i.config.algorithms.clone()).unwrap_or_default()
+        ),
+        Reason::CritUnsupported => format!("crit {} names an extension tokend does not understand", header_member("crit")),
+        Reason::TypNotAccepted => format!(
+            "typ {} is not one of issuer {name}'s token_types {:?}",
+            header_member("typ"),
+            issuer.map(|i| i.config.token_types.clone()).unwrap_or_default()
+        ),
+        Reason::MissingIssuer => "no iss claim".into(),
+        Reason::UnknownIssuer => format!("iss {} is not a configured issuer", claim("iss")),
+        Reason::NoKeys => format!("issuer {name} has no key set yet (see GET /admin/issuers)"),
+        Reason::UnknownKid => format!(
+            "no key with kid {} in issuer {name}'s set, even after a refresh (kids: {})",
+            header_member("kid"),
+            kids(issuer)
+        ),
+        Reason::AmbiguousKid => format!("two keys of issuer {name} share kid {}", header_member("kid")),
+        Reason::NoMatchingKey => format!(
+            "no kid, and not exactly one key of issuer {name} fits alg {} (kids: {})",
+            header_member("alg"),
+            kids(issuer)
+        ),
+        Reason::KeyMismatch => format!(
+            "kid {} names a key of another type or alg than {}",
+            header_member("kid"),
+            header_member("alg")
+        ),
+        Reason::BadSignature => format!(
+            "the {} signature does not verify with issuer {name}'s key {}",
+            header_member("alg"),
+            header_member("kid")
+        ),
+        Reason::MissingExp => "no exp claim".into(),
+        Reason::Expired => match number("exp") {
+            Some(exp) => format!("exp {exp} is {} s past (leeway {leeway})", (now_f - exp).round()),
+            None => "expired".into(),
+        },
+        Reason::NotYetValid => match number("nbf") {
+            Some(nbf) => format!("nbf {nbf} is {} s ahead (leeway {leeway})", (nbf - now_f).round()),
+            None => "not yet valid".into(),
+        },
+        Reason::IssuedInFuture => match number("iat") {
+            Some(iat) => format!("iat {iat} is {} s ahead (leeway {leeway})", (iat - now_f).round()),
+            None => "issued in the future".into(),
+        },
+        Reason::LifetimeTooLong => format!(
+            "exp − iat is {} s, over issuer {name}'s max_lifetime_seconds {}",
+            (number("exp").unwrap_or(0.0) - number("iat").unwrap_or(now_f)).round(),
+            issuer.map_or(0, |i| i.config.max_lifetime_seconds)
+        ),
+        Reason::AudienceMismatch => format!(
+            "aud {} holds none of issuer {name}'s audiences {:?}",
+            claim("aud"),
+            issuer.map(|i| i.config.audiences.clone()).unwrap_or_default()
+        ),
+        Reason::MissingRequiredClaim => {
+            let required = issuer.map(|i| i.config.required_claims.clone()).unwrap_or_default();
+            let missing: Vec<&String> =
+                required.iter().filter(|c| claim(c).is_null()).collect();
+            format!("required claims {missing:?} are absent")
+        }
+        Reason::Revoked => {
+            "covered by a revocation entry (by jti, token hash, subject or issuer: see tokend revocations list)".into()
+        }
+        Reason::StoreStale => {
+            "the revocation copy is stale and revocation.on_stale = \"fail_closed\"".into()
+        }
+    }
+}
+
+fn kids(issuer: Option<&IssuerKeys>) -> String {
+    let Some(issuer) = issuer else {
+        return String::new();
+    };
+    let keys = issuer.keys();
+    let kids: Vec<&str> = keys
+        .keys()
+        .iter()
+        .filter_map(|k| k.kid.as_deref())
+        .collect();
+    kids.join(", ")
+}

@@ -57,14 +57,39 @@ fn loopback_only(key: &str, addr: &str, errors: &mut Vec<String>) {
     }
 }
 
+/// The dev mode's route policy and identity assertion (a generated key: one
+/// replica), shown by the walkthrough.
+const DEV_POLICY: &str = r#"
+[[routes]]
+name = "health"
+path = "/healthz"
+anonymous = true
+
+[[routes]]
+name = "orders-write"
+path_prefix = "/orders"
+methods = ["POST", "PUT", "DELETE"]
+scopes_all = ["orders:write"]
+
+[[routes]]
+name = "orders-read"
+path_prefix = "/orders"
+scopes_any = ["orders:read", "orders:write"]
+
+[assertion]
+enabled = true
+"#;
+
 /// Builds the dev configuration: SPEC defaults on 127.0.0.1, overridable by the
 /// usual `TOKEND__…` variables (for ports), a fresh issuer and `dev` client.
 pub fn setup(
     vars: impl IntoIterator<Item = (String, String)>,
     clock: Clock,
 ) -> Result<DevSetup, ConfigErrors> {
-    let base = "[server]\nhttp_addr = \"127.0.0.1:8080\"\ngrpc_addr = \"127.0.0.1:50051\"\n";
-    let mut config = Config::from_toml(base, vars)?;
+    let base = format!(
+        "[server]\nhttp_addr = \"127.0.0.1:8080\"\ngrpc_addr = \"127.0.0.1:50051\"\n{DEV_POLICY}"
+    );
+    let mut config = Config::from_toml(&base, vars)?;
     let mut errors = Vec::new();
     loopback_only("server.http_addr", &config.server.http_addr, &mut errors);
     loopback_only("server.grpc_addr", &config.server.grpc_addr, &mut errors);
@@ -226,9 +251,16 @@ export TOKEND_CLIENT_SECRET={secret}
 TOKEN=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"sub\":\"alice\"}}')
 # 2. introspect it: \"active\": true
 curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/introspect; echo
-# 3. revoke it
+# 3. ask /auth as a gateway would: POST /orders needs scope orders:write, the token has \"read write\": 403
+curl -s -o /dev/null -w '%{{http_code}} %header{{www-authenticate}}\\n' -H \"Authorization: Bearer $TOKEN\" -H 'X-Forwarded-Method: POST' -H 'X-Forwarded-Uri: /orders' {base}/auth
+# 4. why: the route that matched, the decision, the missing scope
+curl -s {auth} -H 'content-type: application/json' -d \"{{\\\"token\\\":\\\"$TOKEN\\\",\\\"method\\\":\\\"POST\\\",\\\"path\\\":\\\"/orders\\\"}}\" {base}/admin/explain; echo
+# 5. a token with orders:write passes: 200, and the upstream gets a JWT signed by tokend (key at /.well-known/jwks.json)
+WRITER=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"sub\":\"alice\",\"scope\":\"orders:write\"}}')
+curl -s -o /dev/null -w '%{{http_code}} %header{{x-tokend-assertion}}\\n' -H \"Authorization: Bearer $WRITER\" -H 'X-Forwarded-Method: POST' -H 'X-Forwarded-Uri: /orders' {base}/auth
+# 6. revoke the first token
 curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/revoke -o /dev/null -w '%{{http_code}}\\n'
-# 4. introspect again: {{\"active\":false}}
+# 7. introspect again: {{\"active\":false}}
 curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/introspect; echo
 "
     )

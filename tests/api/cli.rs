@@ -1,7 +1,7 @@
 //! The binary as users run it: `serve --dev` with its printed walkthrough run
 //! in a real shell, and the operator CLI against that running instance.
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -145,12 +145,16 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
     let script: String = server
         .walkthrough
         .lines()
-        .filter(|l| l.starts_with("export ") || l.starts_with("TOKEN=") || l.starts_with("curl "))
+        .filter(|l| {
+            ["export ", "TOKEN=", "WRITER=", "curl "]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(
         script.lines().count(),
-        6,
+        10,
         "walkthrough:\n{}",
         server.walkthrough
     );
@@ -166,12 +170,24 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines.len(), 6, "{stdout}");
     let first: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["active"], true);
     assert_eq!(first["sub"], "alice");
-    assert_eq!(lines[1], "200");
-    assert_eq!(lines[2], r#"{"active":false}"#);
+    assert_eq!(
+        lines[1],
+        r#"403 Bearer realm="tokend", error="insufficient_scope", scope="orders:write""#
+    );
+    let explained: Value = serde_json::from_str(lines[2]).unwrap();
+    assert_eq!(explained["active"], true);
+    assert_eq!(explained["route"], "orders-write");
+    assert_eq!(explained["decision"], "deny");
+    assert_eq!(explained["missing_scopes"], json!(["orders:write"]));
+    let (status, assertion) = lines[3].split_once(' ').unwrap();
+    assert_eq!(status, "200");
+    assert_eq!(assertion.split('.').count(), 3, "a JWT: {assertion}");
+    assert_eq!(lines[4], "200");
+    assert_eq!(lines[5], r#"{"active":false}"#);
     // The dev issuer's discovery document and JWKS are served.
     let discovery: Value = serde_json::from_slice(
         &Command::new("curl")
@@ -220,6 +236,44 @@ fn operator_cli_revokes_lists_and_lifts() {
     let (ok, _, err) = server.cli(&["healthcheck"]);
     assert!(ok, "{err}");
     let iss = format!("{}/dev", server.base);
+
+    // explain: an expired token's reason and detail, and a route's verdict
+    let expired = server.mint(&format!(r#"{{"exp":{}}}"#, now - 120));
+    let (ok, out, err) = server.cli(&["explain", &expired]);
+    assert!(ok, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["reason"], "expired", "{answer}");
+    assert!(
+        answer["detail"]
+            .as_str()
+            .unwrap()
+            .contains("s past (leeway 30)"),
+        "{answer}"
+    );
+    let reader = server.mint(r#"{"scope":"orders:read"}"#);
+    let (ok, out, err) = server.cli(&[
+        "explain",
+        &reader,
+        "--method",
+        "DELETE",
+        "--path",
+        "/orders/7",
+    ]);
+    assert!(ok, "{err}");
+    let answer: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (
+            &answer["route"],
+            &answer["decision"],
+            &answer["missing_scopes"]
+        ),
+        (
+            &json!("orders-write"),
+            &json!("deny"),
+            &json!(["orders:write"])
+        ),
+        "{answer}"
+    );
 
     // --token
     let t1 = server.mint(r#"{"sub":"u1"}"#);

@@ -2,6 +2,7 @@
 //! port 0 against a real JWKS server run by the test, called over real HTTP.
 
 mod attacks;
+mod authz;
 mod cache;
 mod cli;
 mod gateways;

@@ -134,6 +134,9 @@ fn allowed() -> (u16, String) {
     (200, String::new())
 }
 
+/// What, method, host, URI, token, expected status and challenge.
+type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, (u16, String));
+
 #[tokio::test]
 async fn each_matcher_decides_as_documented() {
     let e = edge(ROUTES).await;
@@ -156,7 +159,7 @@ async fn each_matcher_decides_as_documented() {
         &with(claims(OTHER_ISS), admin_claims.clone()),
     );
     let h = "api.example.com";
-    let cases: Vec<(&str, &str, &str, &str, Option<&str>, (u16, String))> = vec![
+    let cases: Vec<Case> = vec![
         (
             "public route, no token",
             "GET",

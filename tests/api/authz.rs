@@ -135,7 +135,14 @@ fn allowed() -> (u16, String) {
 }
 
 /// What, method, host, URI, token, expected status and challenge.
-type Case<'a> = (&'a str, &'a str, &'a str, &'a str, Option<&'a str>, (u16, String));
+type Case<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    &'a str,
+    Option<&'a str>,
+    (u16, String),
+);
 
 #[tokio::test]
 async fn each_matcher_decides_as_documented() {

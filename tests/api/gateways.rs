@@ -29,14 +29,31 @@ const IDENTITY: [&str; 5] = [
     "x-auth-expires",
 ];
 
+/// The route policy the gateways enforce: writing orders needs `orders:write`;
+/// every allowed request carries the signed identity assertion.
+const POLICY: &str = r#"
+[[routes]]
+name = "orders-write"
+path_prefix = "/orders"
+methods = ["POST"]
+scopes_all = ["orders:write"]
+
+[assertion]
+enabled = true
+"#;
+
 async fn setup() -> (Idp, TestApp, Signer) {
     let key = signer(Algorithm::ES256, "k1");
     let idp = Idp::start(jwks(&[&key])).await;
-    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, ""), "")).await;
+    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, ""), POLICY)).await;
     (idp, app, key)
 }
 
 pub fn check_request(headers: &[(&str, &str)]) -> CheckRequest {
+    check_request_for("GET", "/orders", headers)
+}
+
+pub fn check_request_for(method: &str, path: &str, headers: &[(&str, &str)]) -> CheckRequest {
     let headers: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -45,8 +62,9 @@ pub fn check_request(headers: &[(&str, &str)]) -> CheckRequest {
         attributes: Some(AttributeContext {
             request: Some(AttrRequest {
                 http: Some(HttpRequest {
-                    method: "GET".into(),
-                    path: "/orders".into(),
+                    method: method.into(),
+                    path: path.into(),
+                    host: "api.example.com".into(),
                     headers,
                     ..Default::default()
                 }),
@@ -102,9 +120,52 @@ async fn envoy_check_allows_with_identity_headers_and_denies_with_401() {
     assert_eq!(set["x-auth-expires"], c["exp"].to_string());
     assert_eq!(
         ok.headers_to_remove,
-        vec!["x-auth-scope".to_string(), "x-tokend-assertion".to_string()],
+        vec!["x-auth-scope".to_string()],
         "a header tokend does not set is stripped"
     );
+    let assertion = &set["x-tokend-assertion"];
+    let identity = crate::assertion::verify_assertion(&app, assertion).await;
+    assert_eq!(identity["sub"], "alice");
+
+    // The route refuses a token without orders:write: 403 with the scope it needs.
+    let answer = client
+        .check(check_request_for(
+            "POST",
+            "/orders/7",
+            &[("authorization", &bearer)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status.unwrap().code, 7, "PERMISSION_DENIED verdict");
+    let Some(HttpResponse::DeniedResponse(denied)) = answer.http_response else {
+        panic!("a denied response")
+    };
+    assert_eq!(denied.status.unwrap().code, 403);
+    let challenge = denied
+        .headers
+        .iter()
+        .map(|h| h.header.as_ref().unwrap())
+        .find(|h| h.key == "www-authenticate")
+        .unwrap();
+    assert_eq!(
+        challenge.value,
+        r#"Bearer realm="tokend", error="insufficient_scope", scope="orders:write""#
+    );
+    // A path that would read differently upstream: 400, never an allow.
+    let answer = client
+        .check(check_request_for(
+            "POST",
+            "/x%2F..%2Forders",
+            &[("authorization", &bearer)],
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let Some(HttpResponse::DeniedResponse(denied)) = answer.http_response else {
+        panic!("a denied response")
+    };
+    assert_eq!(denied.status.unwrap().code, 400);
 
     app.revoke_as(Some(("revoker", REVOKER_SECRET)), &token)
         .await;
@@ -216,11 +277,13 @@ async fn enforce(gateway: &Gateway, app: &TestApp, key: &Signer) {
     let mut c = claims(ISS);
     c.as_object_mut().unwrap().remove("scope");
     let token = key.sign(Algorithm::ES256, &c);
+    let forged_assertion = key.sign(Algorithm::ES256, &claims("https://tokend.internal"));
     let through = http
         .get(&url)
         .bearer_auth(&token)
         .header("x-auth-subject", "admin")
         .header("x-auth-scope", "root")
+        .header("x-tokend-assertion", &forged_assertion)
         .send()
         .await
         .unwrap();
@@ -233,6 +296,37 @@ async fn enforce(gateway: &Gateway, app: &TestApp, key: &Signer) {
         seen.get("x-auth-scope").is_none_or(|v| v == ""),
         "a forged header reached the upstream: {seen}"
     );
+    // The upstream gets tokend's assertion, never the client's.
+    let assertion = seen["x-tokend-assertion"]
+        .as_str()
+        .expect("assertion upstream");
+    assert_ne!(assertion, forged_assertion);
+    let identity = crate::assertion::verify_assertion(app, assertion).await;
+    assert_eq!(
+        (&identity["sub"], &identity["orig_iss"]),
+        (&json!("alice"), &json!(ISS))
+    );
+
+    // The route policy: writing orders needs orders:write.
+    let refused = http.post(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(refused.status(), 403, "POST without orders:write");
+    let challenge = refused
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        challenge
+            .as_deref()
+            .is_some_and(|c| c.contains(r#"error="insufficient_scope""#)
+                && c.contains(r#"scope="orders:write""#)),
+        "{challenge:?}"
+    );
+    let writer = key.sign(
+        Algorithm::ES256,
+        &with(claims(ISS), json!({"scope": "orders:write"})),
+    );
+    let written = http.post(&url).bearer_auth(&writer).send().await.unwrap();
+    assert_eq!(written.status(), 200, "POST with orders:write");
 
     let forged = Signer::generate(Algorithm::ES256, "k1").sign(Algorithm::ES256, &claims(ISS));
     let revoked = key.sign(Algorithm::ES256, &claims(ISS));

@@ -1,6 +1,7 @@
 //! One integration test binary (one link step): tokend started in-process on
 //! port 0 against a real JWKS server run by the test, called over real HTTP.
 
+mod assertion;
 mod attacks;
 mod authz;
 mod cache;

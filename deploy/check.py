@@ -35,6 +35,7 @@ KNOWN_METRICS = {
     "tokend_revocation_resyncs_total",
     "tokend_cache_hits_total",
     "tokend_cache_misses_total",
+    "tokend_authz_decisions_total",
 }
 HISTOGRAMS = {
     "tokend_verify_duration_seconds",

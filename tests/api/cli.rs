@@ -53,7 +53,7 @@ impl DevServer {
                 break;
             }
             walkthrough.push_str(&line);
-            if line.starts_with("# 4.") {
+            if line.starts_with("# 7. introspect again") {
                 let mut last = String::new();
                 out.read_line(&mut last).unwrap();
                 walkthrough.push_str(&last);

@@ -268,6 +268,11 @@ async fn a_fractional_exp_stays_revoked_through_its_last_second() {
         Algorithm::ES256,
         &with(claims(ISS), json!({"exp": end as f64 + 0.5})),
     );
+    // With no leeway, the app's clock must not lag the token's `iat` (a second
+    // may have turned since the app started): else the revocation is of an
+    // inactive token, stores nothing, and the token is active later.
+    app.set_now(now());
+    assert!(app.is_active(&token).await);
     app.revoke_as(Some(("revoker", REVOKER_SECRET)), &token)
         .await;
     app.set_now(end);

@@ -164,10 +164,6 @@ impl Assertions {
         })
     }
 
-    pub fn enabled(&self) -> bool {
-        self.signing.is_some()
-    }
-
     /// The published key set, when assertions are on.
     pub fn jwks(&self) -> Option<Value> {
         let signing = self.signing.as_ref()?;

@@ -124,7 +124,7 @@ pub async fn start_with(
     tasks.spawn(serve::http(
         http_listener,
         connections.clone(),
-        router,
+        crate::api::entry::Entry::new(state.clone(), router),
         tls.as_ref().map(|(http_tls, _)| http_tls.clone()),
         http2,
         shutdown.clone(),

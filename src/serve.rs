@@ -2,6 +2,7 @@
 //! TLS) and the connection stream handed to tonic for gRPC. Both apply the
 //! header-read timeout, HTTP/2 keepalive and stream limits of `[server]`.
 
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -33,13 +34,53 @@ impl Http2 {
     }
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets open connections
-/// finish their requests. Each request carries the peer's address
-/// (`ConnectInfo`) and, over TLS, its client certificate's names ([`PeerNames`]).
+/// Answers the HTTP requests of a connection (cloned per request); `peer`
+/// says who is on it.
+pub trait HttpService: Clone + Send + Sync + 'static {
+    fn call(
+        self,
+        request: hyper::Request<Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + 'static;
+}
+
+/// A plain router: each request carries the peer's address (`ConnectInfo`)
+/// and, over TLS, its client certificate's names ([`PeerNames`]).
+impl HttpService for axum::Router {
+    fn call(
+        self,
+        mut request: hyper::Request<Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + 'static {
+        let extensions = request.extensions_mut();
+        extensions.insert(axum::extract::ConnectInfo(peer.addr));
+        if let Some(names) = peer.names {
+            extensions.insert(names);
+        }
+        let answer = tower::ServiceExt::oneshot(self, request);
+        async move {
+            match answer.await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        }
+    }
+}
+
+/// Who is on a connection: the peer's address and, over TLS, its client
+/// certificate's names.
+#[derive(Clone)]
+pub struct Peer {
+    pub addr: SocketAddr,
+    pub names: Option<PeerNames>,
+}
+
+/// Serves `service` on `listener` until `shutdown`, then lets open
+/// connections finish their requests.
 pub async fn http(
     listener: TcpListener,
     connections: Arc<Connections>,
-    router: axum::Router,
+    service: impl HttpService,
     tls: Option<Arc<ReloadingTls>>,
     http2: Http2,
     shutdown: CancellationToken,
@@ -56,19 +97,21 @@ pub async fn http(
         .keep_alive_interval(http2.keepalive_interval)
         .keep_alive_timeout(http2.keepalive_timeout)
         .max_concurrent_streams(http2.max_concurrent_streams);
-    while let Some((tcp, peer)) = connections.accept(&listener, &shutdown).await {
-        let (router, builder, watcher, tls) = (
-            router.clone(),
+    while let Some((tcp, addr)) = connections.accept(&listener, &shutdown).await {
+        let (service, builder, watcher, tls) = (
+            service.clone(),
             builder.clone(),
             graceful.watcher(),
             tls.clone(),
         );
         tokio::spawn(async move {
+            let peer = |names| Peer { addr, names };
             match tls {
-                None => serve_connection(tcp, None, peer, router, &builder, watcher).await,
+                None => serve_connection(tcp, peer(None), service, &builder, watcher).await,
                 Some(tls) => {
-                    if let Some((stream, names)) = crate::tls::handshake(&tls, tcp, peer).await {
-                        serve_connection(stream, Some(names), peer, router, &builder, watcher).await
+                    if let Some((stream, names)) = crate::tls::handshake(&tls, tcp, addr).await {
+                        serve_connection(stream, peer(Some(names)), service, &builder, watcher)
+                            .await
                     }
                 }
             }
@@ -79,24 +122,17 @@ pub async fn http(
 
 async fn serve_connection<IO>(
     io: IO,
-    names: Option<PeerNames>,
-    peer: SocketAddr,
-    router: axum::Router,
+    peer: Peer,
+    service: impl HttpService,
     builder: &hyper_util::server::conn::auto::Builder<TokioExecutor>,
     watcher: hyper_util::server::graceful::Watcher,
 ) where
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let service =
-        hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-            if let Some(names) = &names {
-                request.extensions_mut().insert(names.clone());
-            }
-            request
-                .extensions_mut()
-                .insert(axum::extract::ConnectInfo(peer));
-            tower::ServiceExt::oneshot(router.clone(), request)
-        });
+    let service = hyper::service::service_fn(move |request| {
+        let answer = service.clone().call(request, peer.clone());
+        async move { Ok::<_, std::convert::Infallible>(answer.await) }
+    });
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(io), service)
         .into_owned();

@@ -1,12 +1,13 @@
 //! The HTTP front (axum): the routes, RFC 7662 introspection, RFC 7009
-//! revocation and forward-auth; admin, probes and request spans live beside it.
+//! revocation and forward-auth; admin and probes live beside it, request ids
+//! and spans in [`super::entry`].
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get, post};
+use axum::routing::{get, post};
 use std::borrow::Cow;
 
 use super::edge::{self, Answer};
@@ -24,15 +25,13 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
     let router = Router::new()
         .route("/introspect", post(introspect))
-        .route("/auth", any(forward_auth))
         .route("/revoke", post(revoke_token))
         .route("/.well-known/jwks.json", get(assertion_jwks))
         .merge(super::admin::admin_routes(&state))
         .merge(super::probes::probe_routes())
         .fallback(|| async { ApiError::NotFound })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(tower_http::catch_panic::CatchPanicLayer::new());
-    super::spans::with_request_spans(router.with_state(state))
+        .layer(DefaultBodyLimit::max(max_body));
+    router.with_state(state)
 }
 
 pub(super) fn authenticate(
@@ -167,14 +166,19 @@ pub fn introspection_json(verified: &Verified) -> Bytes {
     verified.claims.introspection_json().into()
 }
 
-/// Forward-auth for nginx `auth_request`, Traefik ForwardAuth and Caddy
-/// `forward_auth`: the end user's request in, a verdict and identity headers out.
-async fn forward_auth(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// Forward-auth (`/auth`, any method) for nginx `auth_request`, Traefik
+/// ForwardAuth and Caddy `forward_auth`: the end user's request in, a verdict
+/// and identity headers out. [`super::entry`] calls it without the router.
+pub(super) async fn forward_auth(state: &Shared, headers: &HeaderMap) -> Response {
     let measured = Measured::start(&state.metrics, Api::ForwardAuth);
     let (outcome, answer) =
-        edge::authorize(&state, &headers, front::forwarded_request(&headers)).await;
+        edge::authorize(state, headers, front::forwarded_request(headers)).await;
     let response = match answer {
-        Answer::Allow(identity) => identity.into_response(),
+        Answer::Allow(identity) => {
+            let mut response = Response::new(axum::body::Body::empty());
+            *response.headers_mut() = identity;
+            response
+        }
         Answer::Unauthenticated => challenge(
             StatusCode::UNAUTHORIZED,
             HeaderValue::from_static(front::INVALID_TOKEN_CHALLENGE),

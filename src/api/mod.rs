@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod edge;
+pub mod entry;
 pub mod envoy;
 pub mod errors;
 pub mod explain;
@@ -12,5 +13,4 @@ pub mod grpc_gate;
 pub mod http;
 pub mod probes;
 pub mod revoke;
-mod spans;
 pub mod state;

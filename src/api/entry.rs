@@ -1,0 +1,158 @@
+//! Where every HTTP request enters: its request id (the caller's
+//! `x-request-id`, else a new one, echoed in the response), its span, and a
+//! guard that turns a panic into a 500. Forward-auth, the hottest route, goes
+//! straight to its handler; every other request goes through the axum router.
+//!
+//! This replaces tower-http's request-id, trace and catch-panic layers: those
+//! wrap every route of the router, and on a cached `/auth` the per-request
+//! service clones, boxed futures and body wrappers cost as much as the
+//! verdict itself (see `docs/PERFORMANCE.md`).
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use futures_util::FutureExt;
+use hyper::body::Incoming;
+use std::fmt::Write;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+use tracing::{Instrument, Level, Span};
+
+use super::state::AppState;
+use crate::serve::{HttpService, Peer};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The HTTP front door: one per listener, cloned per connection.
+#[derive(Clone)]
+pub struct Entry(Arc<Inner>);
+
+struct Inner {
+    state: AppState,
+    router: Router,
+    ids: SequentialIds,
+}
+
+impl Entry {
+    pub fn new(state: AppState, router: Router) -> Entry {
+        Entry(Arc::new(Inner {
+            state,
+            router,
+            ids: SequentialIds::default(),
+        }))
+    }
+}
+
+impl HttpService for Entry {
+    fn call(
+        self,
+        request: Request<Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
+        async move { self.0.answer(request, peer).await }
+    }
+}
+
+impl Inner {
+    async fn answer(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
+        let id = self.ids.for_request(&request);
+        let span = span(&request, &id);
+        let started = (!span.is_disabled()).then(Instant::now);
+        let routed = AssertUnwindSafe(self.route(request, peer)).catch_unwind();
+        let mut response = match routed.instrument(span.clone()).await {
+            Ok(response) => response,
+            Err(_) => {
+                tracing::error!(parent: &span, "request handler panicked");
+                panicked()
+            }
+        };
+        if let Some(started) = started {
+            tracing::debug!(
+                parent: &span,
+                status = response.status().as_u16(),
+                latency_us = started.elapsed().as_micros() as u64,
+                "finished processing request"
+            );
+        }
+        response.headers_mut().insert(REQUEST_ID, id);
+        response
+    }
+
+    async fn route(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
+        if request.uri().path() == "/auth" {
+            return super::http::forward_auth(&self.state, request.headers()).await;
+        }
+        self.router.clone().call(request, peer).await
+    }
+}
+
+/// A span per request with its id, method, path and result. The verdict
+/// routes (`/auth`, `/introspect`), which log nothing at INFO, get a DEBUG
+/// span, so that at the default level they pay nothing for it; every other
+/// route's span is at INFO, so that its INFO lines (the revocation audit)
+/// carry the request id.
+fn span<B>(request: &Request<B>, id: &HeaderValue) -> Span {
+    let id = id.to_str().unwrap_or("");
+    let path = request.uri().path();
+    macro_rules! span {
+        ($level:expr) => {
+            tracing::span!(
+                $level,
+                "request",
+                request_id = %id,
+                method = %request.method(),
+                path = %path,
+                result = tracing::field::Empty,
+            )
+        };
+    }
+    if matches!(path, "/auth" | "/introspect") {
+        span!(Level::DEBUG)
+    } else {
+        span!(Level::INFO)
+    }
+}
+
+/// What a panicking handler answers: a 500 with an RFC 6749 style body.
+fn panicked() -> Response<Body> {
+    let mut response = Response::new(Body::from(
+        r#"{"error":"server_error","error_description":"internal error"}"#,
+    ));
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Request ids: the caller's `x-request-id`, else `<pid>-<counter>` in hex.
+struct SequentialIds {
+    pid: String,
+    next: AtomicU64,
+}
+
+impl Default for SequentialIds {
+    fn default() -> SequentialIds {
+        SequentialIds {
+            pid: format!("{:x}-", std::process::id()),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl SequentialIds {
+    fn for_request<B>(&self, request: &Request<B>) -> HeaderValue {
+        if let Some(given) = request.headers().get(REQUEST_ID) {
+            return given.clone();
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut id = String::with_capacity(self.pid.len() + 16);
+        id.push_str(&self.pid);
+        let _ = write!(id, "{n:x}");
+        HeaderValue::from_maybe_shared(Bytes::from(id)).unwrap_or(HeaderValue::from_static(""))
+    }
+}

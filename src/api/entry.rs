@@ -14,7 +14,6 @@ use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header}
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use std::fmt::Write;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,12 +46,8 @@ impl Entry {
 }
 
 impl HttpService for Entry {
-    fn call(
-        self,
-        request: Request<Incoming>,
-        peer: Peer,
-    ) -> impl Future<Output = Response<Body>> + Send + 'static {
-        async move { self.0.answer(request, peer).await }
+    async fn call(self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
+        self.0.answer(request, peer).await
     }
 }
 

@@ -2,19 +2,20 @@
 //! headers, and (with `[assertion]`) a JWT signed by tokend that any JWT
 //! library verifies against `GET /.well-known/jwks.json`.
 //!
-//! The assertion is signed once per verified token and kept beside it (the
-//! verified-token cache holds both), reused until half its lifetime has
-//! passed: a cached token costs no signature.
+//! Both are built once per verified token and kept beside it (the
+//! verified-token cache holds both), reused until half the assertion's
+//! lifetime has passed: a cached token costs no signature and no header
+//! building.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use axum::http::{HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::AssertionConfig;
 use crate::mint::{Signer, b64};
-use crate::token::{Algorithm, Stamp, Verified, sha256};
+use crate::token::{Algorithm, Stamp, UnsafeClaim, Verified, sha256};
 
 /// The identity headers tokend sets upstream and strips from clients.
 pub const IDENTITY_HEADERS: [&str; 5] = [
@@ -96,49 +97,149 @@ pub fn thumbprint(jwk: &Value) -> String {
     b64(sha256(canonical.to_string().as_bytes()))
 }
 
-/// The header every allowed answer sets, and the signer behind it.
+/// What allowed answers carry upstream, for one configuration snapshot.
 pub struct Assertions {
     pub header: HeaderName,
+    config: AssertionConfig,
     signing: Option<Signing>,
+    /// Names this snapshot in the stamps it leaves on verified tokens, so
+    /// that a reload with another key, claims or header never hands out an
+    /// old stamp.
+    id: u64,
 }
 
 struct Signing {
     key: Arc<AssertionKey>,
-    config: AssertionConfig,
     header_b64: String,
-    /// Names this signer in the stamps it leaves on verified tokens, so that
-    /// a reload with another key or claims never hands out an old assertion.
-    id: u64,
 }
 
 impl Assertions {
-    /// Built from config, keeping the running signer when nothing about it
-    /// changed (a generated key must survive a reload).
+    /// Built from config, keeping the running one (its key and its stamps)
+    /// when nothing about it changed: a generated key must survive a reload.
     pub fn new(
         config: &AssertionConfig,
         previous: Option<&Assertions>,
     ) -> Result<Assertions, String> {
         let header = HeaderName::from_bytes(config.header.as_bytes())
             .map_err(|_| format!("assertion.header: {:?} is not a header name", config.header))?;
-        if !config.enabled {
-            return Ok(Assertions {
-                header,
-                signing: None,
-            });
-        }
-        if let Some(running) = previous.and_then(|p| p.signing.as_ref())
+        if let Some(running) = previous
             && running.config == *config
         {
             return Ok(Assertions {
                 header,
-                signing: Some(Signing {
-                    key: running.key.clone(),
-                    config: config.clone(),
-                    header_b64: running.header_b64.clone(),
-                    id: running.id,
+                config: config.clone(),
+                signing: running.signing.as_ref().map(|s| Signing {
+                    key: s.key.clone(),
+                    header_b64: s.header_b64.clone(),
                 }),
+                id: running.id,
             });
         }
+        let signing = match config.enabled {
+            true => Some(Signing::new(config)?),
+            false => None,
+        };
+        Ok(Assertions {
+            header,
+            config: config.clone(),
+            signing,
+            id: random_u64(),
+        })
+    }
+
+    /// The public key set (`None` while `[assertion]` is off).
+    pub fn jwks(&self) -> Option<Value> {
+        let signing = self.signing.as_ref()?;
+        Some(json!({"keys": [signing.key.jwk.clone()]}))
+    }
+
+    /// The headers an allowed request with this token carries upstream: the
+    /// identity headers and the assertion header (empty while `[assertion]`
+    /// is off, so that a client's copy never passes). Built once per verified
+    /// token and reused until the assertion is due for renewal.
+    pub fn upstream(&self, verified: &Verified, now: u64) -> Result<HeaderMap, UnsafeClaim> {
+        if let Some(stamp) = &*verified.stamp.load()
+            && stamp.signer == self.id
+            && now < stamp.renew_at
+        {
+            return stamp.headers.clone();
+        }
+        let stamp = self.stamp(verified, now);
+        let headers = stamp.headers.clone();
+        verified.stamp.store(Some(Arc::new(stamp)));
+        headers
+    }
+
+    fn stamp(&self, verified: &Verified, now: u64) -> Stamp {
+        let (assertion, renew_at) = match &self.signing {
+            Some(signing) => signing.sign(&self.config, verified, now),
+            None => (HeaderValue::from_static(""), u64::MAX),
+        };
+        let headers = identity_headers(verified).map(|mut headers| {
+            headers.insert(self.header.clone(), assertion);
+            headers
+        });
+        Stamp {
+            signer: self.id,
+            renew_at,
+            headers,
+        }
+    }
+}
+
+/// Every upstream header empty: a public route's request carries no identity,
+/// and none the client made up.
+pub fn nobody(header: &HeaderName) -> HeaderMap {
+    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 1);
+    for name in IDENTITY_HEADERS {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(""));
+    }
+    headers.insert(header.clone(), HeaderValue::from_static(""));
+    headers
+}
+
+/// The identity headers for a verified token. All five are always present,
+/// empty when the token lacks the claim, so that gateways copying them
+/// (Caddy's `copy_headers`, Traefik's `authResponseHeaders`) overwrite any
+/// client-sent copy instead of passing it on.
+///
+/// A claim that a header cannot carry byte for byte refuses the request:
+/// emptied it would read as "no subject", trimmed by a proxy `" admin"` would
+/// become `admin`. Header-safe means printable ASCII (0x20–0x7E) with no
+/// leading or trailing space.
+fn identity_headers(verified: &Verified) -> Result<HeaderMap, UnsafeClaim> {
+    let claims = &verified.claims;
+    let [subject, issuer, scope, client_id, expires] = IDENTITY_HEADERS;
+    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 1);
+    for (name, value) in [
+        (subject, claims.sub()),
+        (issuer, claims.iss()),
+        (scope, claims.scope()),
+        (client_id, claims.client_id()),
+    ] {
+        let value = match value {
+            None => HeaderValue::from_static(""),
+            Some(v) if header_safe(v) => HeaderValue::from_str(v).map_err(|_| UnsafeClaim(name))?,
+            Some(_) => return Err(UnsafeClaim(name)),
+        };
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    let exp = claims.exp().map(|e| HeaderValue::from(e as i64));
+    headers.insert(
+        HeaderName::from_static(expires),
+        exp.unwrap_or(HeaderValue::from_static("")),
+    );
+    Ok(headers)
+}
+
+fn header_safe(value: &str) -> bool {
+    value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && !value.starts_with(' ')
+        && !value.ends_with(' ')
+}
+
+impl Signing {
+    fn new(config: &AssertionConfig) -> Result<Signing, String> {
         let key = match &config.key_file {
             Some(path) => {
                 AssertionKey::load(path).map_err(|e| format!("assertion.key_file: {e}"))?
@@ -153,43 +254,14 @@ impl Assertions {
         }
         let header_b64 =
             b64(json!({"alg": key.alg.name(), "kid": key.kid(), "typ": "JWT"}).to_string());
-        Ok(Assertions {
-            header,
-            signing: Some(Signing {
-                key: Arc::new(key),
-                config: config.clone(),
-                header_b64,
-                id: random_u64(),
-            }),
+        Ok(Signing {
+            key: Arc::new(key),
+            header_b64,
         })
     }
 
-    /// The published key set, when assertions are on.
-    pub fn jwks(&self) -> Option<Value> {
-        let signing = self.signing.as_ref()?;
-        Some(json!({"keys": [signing.key.jwk.clone()]}))
-    }
-
-    /// The assertion for `verified` at `now`: the one kept with the token
-    /// while fresh, else a new one (kept for the next request).
-    pub fn for_token(&self, verified: &Verified, now: u64) -> Option<HeaderValue> {
-        let signing = self.signing.as_ref()?;
-        if let Some(stamp) = &*verified.stamp.load()
-            && stamp.signer == signing.id
-            && now < stamp.renew_at
-        {
-            return Some(stamp.value.clone());
-        }
-        let stamp = signing.sign(verified, now);
-        let value = stamp.value.clone();
-        verified.stamp.store(Some(Arc::new(stamp)));
-        Some(value)
-    }
-}
-
-impl Signing {
-    fn sign(&self, verified: &Verified, now: u64) -> Stamp {
-        let config = &self.config;
+    /// The assertion for this token, and when to sign it again.
+    fn sign(&self, config: &AssertionConfig, verified: &Verified, now: u64) -> (HeaderValue, u64) {
         let claims = &verified.claims;
         let token_exp = claims.exp().map_or(u64::MAX, |e| e.max(0.0) as u64);
         let exp = now.saturating_add(config.ttl_seconds).min(token_exp);
@@ -221,13 +293,11 @@ impl Signing {
         );
         let signature = self.key.signer.sign_bytes(self.key.alg, input.as_bytes());
         let jwt = format!("{input}.{}", b64(signature));
-        Stamp {
-            signer: self.id,
-            renew_at: now.saturating_add((config.ttl_seconds / 2).max(1)).min(exp),
-            // base64url and dots: always a valid header value.
-            value: HeaderValue::from_maybe_shared(bytes::Bytes::from(jwt))
-                .unwrap_or(HeaderValue::from_static("")),
-        }
+        // base64url and dots: always a valid header value.
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(jwt))
+            .unwrap_or(HeaderValue::from_static(""));
+        let renew_at = now.saturating_add((config.ttl_seconds / 2).max(1)).min(exp);
+        (value, renew_at)
     }
 }
 
@@ -240,6 +310,63 @@ fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::token::claims::Claims;
+
+    fn verified(claims: &str) -> Verified {
+        let claims = Claims::parse(claims.as_bytes()).unwrap();
+        Verified::new(crate::keys::IssuerId(0), Algorithm::ES256, 1, claims, b"")
+    }
+
+    fn assertion(headers: &HeaderMap) -> &str {
+        headers["x-tokend-assertion"].to_str().unwrap()
+    }
+
+    #[test]
+    fn upstream_headers_are_built_once_per_snapshot_and_token() {
+        let token = verified(r#"{"sub":"alice","scope":"read","exp":5000}"#);
+        let on = AssertionConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let first = Assertions::new(&on, None).unwrap();
+        let headers = first.upstream(&token, 1000).unwrap();
+        assert_eq!(headers["x-auth-subject"], "alice");
+        assert_eq!(headers["x-auth-expires"], "5000");
+        let signed = assertion(&headers).to_owned();
+        assert_eq!(signed.split('.').count(), 3);
+        assert_eq!(assertion(&first.upstream(&token, 1001).unwrap()), signed);
+        // A reload with the same [assertion] keeps the key and the stamp ...
+        let same = Assertions::new(&on, Some(&first)).unwrap();
+        assert_eq!(assertion(&same.upstream(&token, 1002).unwrap()), signed);
+        // ... one that changes it (here: the claims) never hands out the old one,
+        let changed = AssertionConfig {
+            claims: vec!["sub".into()],
+            ..on.clone()
+        };
+        let other = Assertions::new(&changed, Some(&same)).unwrap();
+        assert_ne!(assertion(&other.upstream(&token, 1003).unwrap()), signed);
+        // ... and turned off, the header is there and empty.
+        let off = Assertions::new(&AssertionConfig::default(), Some(&other)).unwrap();
+        let headers = off.upstream(&token, 1004).unwrap();
+        assert_eq!(assertion(&headers), "");
+        assert_eq!(headers["x-auth-scope"], "read");
+        assert!(off.jwks().is_none());
+    }
+
+    #[test]
+    fn a_claim_no_header_can_carry_refuses_every_time() {
+        let assertions = Assertions::new(&AssertionConfig::default(), None).unwrap();
+        for sub in [r#"" admin""#, r#""a\nb""#, r#""caf\u00e9""#] {
+            let token = verified(&format!(r#"{{"sub":{sub},"exp":5000}}"#));
+            for now in [1000, 1001] {
+                assert_eq!(
+                    assertions.upstream(&token, now).unwrap_err(),
+                    UnsafeClaim("x-auth-subject"),
+                    "{sub}"
+                );
+            }
+        }
+    }
 
     /// RFC 7638 §3.1's example key and thumbprint.
     #[test]

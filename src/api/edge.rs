@@ -3,15 +3,13 @@
 //! gateway said about the request, and get one [`Answer`]. Each front only
 //! turns the answer into its wire format.
 
-use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::http::{HeaderMap, HeaderValue};
 
-use super::front::{self, UnsafeClaim};
 use super::state::Shared;
-use crate::assertion::IDENTITY_HEADERS;
+use crate::assertion;
 use crate::authz::{BadRequest, Decision, Found, RequestHeaders};
 use crate::metrics::Outcome;
-use crate::runtime::Runtime;
-use crate::token::{Presented, RequestFacts, Verdict, Verified};
+use crate::token::{Presented, RequestFacts, Verdict};
 
 /// What a gateway is told.
 #[derive(Debug)]
@@ -46,7 +44,10 @@ pub async fn authorize(
     };
     if matched.anonymous() {
         matched.count(&Decision::Allow);
-        return (Outcome::Ok, Answer::Allow(nobody(&runtime)));
+        return (
+            Outcome::Ok,
+            Answer::Allow(assertion::nobody(&runtime.assertions.header)),
+        );
     }
     let now = (state.clock)();
     let verdict = match policy.sources.find(headers, facts.path) {
@@ -59,7 +60,7 @@ pub async fn authorize(
     let decision = matched.decide(verdict.as_ref());
     let answer = match (decision, &verdict) {
         (Decision::Allow, Some(Verdict::Active(verified))) => {
-            match identity(&runtime, verified, now) {
+            match runtime.assertions.upstream(verified, now) {
                 Ok(headers) => (Outcome::Active, Answer::Allow(headers)),
                 Err(_) => {
                     matched.count(&Decision::Unauthenticated);
@@ -74,29 +75,4 @@ pub async fn authorize(
     };
     matched.count(&decision);
     answer
-}
-
-/// The identity headers and the assertion for an allowed token.
-fn identity(runtime: &Runtime, verified: &Verified, now: u64) -> Result<HeaderMap, UnsafeClaim> {
-    let mut headers = front::identity_headers(verified)?;
-    let assertion = runtime.assertions.for_token(verified, now);
-    headers.insert(
-        runtime.assertions.header.clone(),
-        assertion.unwrap_or(HeaderValue::from_static("")),
-    );
-    Ok(headers)
-}
-
-/// Every upstream header empty: a public route's request carries no identity,
-/// and none the client made up.
-fn nobody(runtime: &Runtime) -> HeaderMap {
-    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 1);
-    for name in IDENTITY_HEADERS {
-        headers.insert(HeaderName::from_static(name), HeaderValue::from_static(""));
-    }
-    headers.insert(
-        runtime.assertions.header.clone(),
-        HeaderValue::from_static(""),
-    );
-    headers
 }

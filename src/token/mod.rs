@@ -13,7 +13,7 @@ pub use alg::Algorithm;
 pub use explain::Explanation;
 pub use presented::{Presented, RequestFacts, TokenSource, bearer};
 pub use reason::Reason;
-pub use verify::{Stamp, Verdict, Verified, Verifier};
+pub use verify::{Stamp, UnsafeClaim, Verdict, Verified, Verifier};
 
 /// SHA-256 of `bytes`: cache keys, revocation ids, client secrets.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -51,18 +51,23 @@ pub struct Verified {
     pub signing_input_sha256: Option<[u8; 32]>,
     /// Every claim, parsed on first use (by a route's `claims` matcher).
     tree: OnceLock<serde_json::Value>,
-    /// The identity assertion last signed for this token.
+    /// The upstream headers last built for this token.
     pub stamp: ArcSwapOption<Stamp>,
 }
 
-/// An identity assertion signed for one verified token ([`crate::assertion`]),
-/// reused until `renew_at` by the signer it names.
+/// What an allowed request with one verified token carries upstream (its
+/// identity headers and assertion, [`crate::assertion`]), reused until
+/// `renew_at` by the snapshot it names.
 #[derive(Debug)]
 pub struct Stamp {
     pub signer: u64,
     pub renew_at: u64,
-    pub value: axum::http::HeaderValue,
+    pub headers: Result<axum::http::HeaderMap, UnsafeClaim>,
 }
+
+/// The identity header whose claim a header cannot carry losslessly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnsafeClaim(pub &'static str);
 
 impl Verified {
     /// `signing_input`: the JWS's `header.payload` (hashed only when the token has no `jti`).

@@ -210,7 +210,9 @@ pub fn nobody(header: &HeaderName) -> HeaderMap {
 fn identity_headers(verified: &Verified) -> Result<HeaderMap, UnsafeClaim> {
     let claims = &verified.claims;
     let [subject, issuer, scope, client_id, expires] = IDENTITY_HEADERS;
-    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 1);
+    // Room for the assertion and the response's request id: a full map
+    // would grow (reallocate and rehash) on every answer.
+    let mut headers = HeaderMap::with_capacity(IDENTITY_HEADERS.len() + 3);
     for (name, value) in [
         (subject, claims.sub()),
         (issuer, claims.iss()),

@@ -11,8 +11,10 @@
 //! - `key_lookup`: an issuer's key lookup (the `ArcSwap` load and the `kid` map)
 //!   alone, and while another thread swaps a freshly loaded key set in as fast
 //!   as it can;
-//! - `http_router`: a whole HTTP request through tokend's axum router (layers,
-//!   extractors, verdict, response) without sockets, for a cached token.
+//! - `http_entry`: a whole HTTP request through tokend's HTTP entry (request
+//!   id, span, panic guard, then `/auth`'s handler or the axum router) without
+//!   sockets, for a cached token: `/auth` plain and with three routes and the
+//!   assertion, `/introspect`.
 //!
 //! It also prints the memory a cached token costs: resident growth while
 //! 100,000 distinct tokens enter the cache, per token, next to the token's length.
@@ -266,33 +268,68 @@ fn bench_key_lookup(c: &mut Criterion) {
     group.finish();
 }
 
-fn bench_http_router(c: &mut Criterion) {
-    use tower::ServiceExt;
+/// Three routes and the assertion, as `loadtest/edge_auth.py` runs them: the
+/// request lands on the third.
+const POLICY: &str = r#"
+[[routes]]
+name = "health"
+path = "/healthz"
+anonymous = true
+
+[[routes]]
+name = "orders-write"
+path_prefix = "/orders"
+methods = ["POST"]
+scopes_all = ["orders:write"]
+
+[[routes]]
+name = "api-read"
+hosts = ["api.example.com"]
+path_prefix = "/api"
+scopes_any = ["read", "admin"]
+
+[assertion]
+enabled = true
+"#;
+
+/// A request through the HTTP entry (request id, span, panic guard, then the
+/// handler or the router), as a connection hands it over, minus the socket.
+fn bench_http_entry(c: &mut Criterion) {
     let signer = Signer::generate(Algorithm::ES256, "k1");
     let dir = std::env::temp_dir().join(format!("tokend-bench-http-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("jwks.json");
     std::fs::write(&path, tokend::mint::jwks(&[&signer]).to_string()).unwrap();
-    let text = format!(
+    let base = format!(
         "[server]\nhttp_addr = \"127.0.0.1:0\"\ngrpc_addr = \"127.0.0.1:0\"\n\n\
          [[issuers]]\nname = \"bench\"\nissuer = \"{ISS}\"\njwks_file = {:?}\n\n\
          [[clients]]\nid = \"gw\"\nsecret = \"bench-secret-bench-secret\"\npermissions = [\"introspect\"]\n",
         path.display().to_string()
     );
-    let config = Config::from_toml(&text, Vec::new()).unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let app = runtime
-        .block_on(tokend::app::start(config, tokend::clock::system_clock()))
-        .unwrap();
-    runtime.block_on(async {
-        while !app.state.runtime().issuers[0].is_loaded() {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    });
-    let router = tokend::api::http::router(app.state.clone());
+    let start = |text: String| {
+        let config = Config::from_toml(&text, Vec::new()).unwrap();
+        let app = runtime
+            .block_on(tokend::app::start(config, tokend::clock::system_clock()))
+            .unwrap();
+        runtime.block_on(async {
+            while !app.state.runtime().issuers[0].is_loaded() {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        });
+        let router = tokend::api::http::router(app.state.clone());
+        let entry = tokend::api::entry::Entry::new(app.state.clone(), router);
+        (app, entry)
+    };
+    let (plain_app, plain) = start(base.clone());
+    let (policy_app, policy) = start(base + POLICY);
+    let peer = tokend::serve::Peer {
+        addr: "127.0.0.1:40000".parse().unwrap(),
+        names: None,
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -310,6 +347,9 @@ fn bench_http_router(c: &mut Criterion) {
     let auth = |token: &str| {
         axum::http::Request::get("/auth")
             .header("authorization", format!("Bearer {token}"))
+            .header("x-forwarded-method", "GET")
+            .header("x-forwarded-host", "api.example.com")
+            .header("x-forwarded-uri", "/api/items/7?page=2")
             .body(axum::body::Body::empty())
             .unwrap()
     };
@@ -320,39 +360,42 @@ fn bench_http_router(c: &mut Criterion) {
             .body(axum::body::Body::from(format!("token={token}")))
             .unwrap()
     };
-    for t in &tokens {
-        let response = runtime.block_on(router.clone().oneshot(auth(t))).unwrap();
-        assert_eq!(response.status(), 200, "warming the cache");
+    for entry in [&plain, &policy] {
+        for t in &tokens {
+            let response = runtime.block_on(entry.answer(auth(t), peer.clone()));
+            assert_eq!(response.status(), 200, "warming the cache");
+        }
     }
-    let mut group = c.benchmark_group("http_router");
+    let mut group = c.benchmark_group("http_entry");
     group.throughput(Throughput::Elements(1));
     let mut i = 0;
-    group.bench_function("auth_cached", |b| {
-        b.iter(|| {
-            i = (i + 1) % TOKENS;
-            let response = runtime
-                .block_on(router.clone().oneshot(auth(&tokens[i])))
-                .unwrap();
-            assert_eq!(response.status(), 200);
-        })
-    });
+    for (name, entry) in [
+        ("auth_cached", &plain),
+        ("auth_cached_3_routes_assertion", &policy),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % TOKENS;
+                let response = runtime.block_on(entry.answer(auth(&tokens[i]), peer.clone()));
+                assert_eq!(response.status(), 200);
+            })
+        });
+    }
     group.bench_function("introspect_cached", |b| {
         b.iter(|| {
             i = (i + 1) % TOKENS;
-            let response = runtime
-                .block_on(async {
-                    let response = router.clone().oneshot(introspect(&tokens[i])).await?;
-                    let body = axum::body::to_bytes(response.into_body(), 1 << 16)
-                        .await
-                        .unwrap();
-                    Ok::<_, std::convert::Infallible>(body)
-                })
-                .unwrap();
-            assert!(response.starts_with(b"{"));
+            let body = runtime.block_on(async {
+                let response = plain.answer(introspect(&tokens[i]), peer.clone()).await;
+                axum::body::to_bytes(response.into_body(), 1 << 16)
+                    .await
+                    .unwrap()
+            });
+            assert!(body.starts_with(b"{"));
         })
     });
     group.finish();
-    runtime.block_on(app.shutdown());
+    runtime.block_on(plain_app.shutdown());
+    runtime.block_on(policy_app.shutdown());
 }
 
 /// Resident memory per cached token: growth while 100,000 distinct tokens are
@@ -395,7 +438,7 @@ fn bench_all(c: &mut Criterion) {
     cache_memory();
     bench_verify(c);
     bench_key_lookup(c);
-    bench_http_router(c);
+    bench_http_entry(c);
 }
 
 criterion_group! {

@@ -44,25 +44,37 @@ pub trait HttpService: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + 'static;
 }
 
-/// A plain router: each request carries the peer's address (`ConnectInfo`)
-/// and, over TLS, its client certificate's names ([`PeerNames`]).
 impl HttpService for axum::Router {
     fn call(
         self,
-        mut request: hyper::Request<Incoming>,
+        request: hyper::Request<Incoming>,
         peer: Peer,
     ) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + 'static {
-        let extensions = request.extensions_mut();
-        extensions.insert(axum::extract::ConnectInfo(peer.addr));
-        if let Some(names) = peer.names {
-            extensions.insert(names);
-        }
-        let answer = tower::ServiceExt::oneshot(self, request);
-        async move {
-            match answer.await {
-                Ok(response) => response,
-                Err(never) => match never {},
-            }
+        route(self, request, peer)
+    }
+}
+
+/// Routes a request through `router`, carrying the peer's address
+/// (`ConnectInfo`) and, over TLS, its client certificate's names ([`PeerNames`]).
+pub fn route<B>(
+    router: axum::Router,
+    mut request: hyper::Request<B>,
+    peer: Peer,
+) -> impl Future<Output = hyper::Response<axum::body::Body>> + Send + 'static
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    let extensions = request.extensions_mut();
+    extensions.insert(axum::extract::ConnectInfo(peer.addr));
+    if let Some(names) = peer.names {
+        extensions.insert(names);
+    }
+    let answer = tower::ServiceExt::oneshot(router, request);
+    async move {
+        match answer.await {
+            Ok(response) => response,
+            Err(never) => match never {},
         }
     }
 }

@@ -51,8 +51,24 @@ impl HttpService for Entry {
     }
 }
 
+impl Entry {
+    /// One request, as a connection would hand it over (benches call this
+    /// with bodies of their own).
+    pub async fn answer<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
+        self.0.answer(request, peer).await
+    }
+}
+
 impl Inner {
-    async fn answer(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
+    async fn answer<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         let id = self.ids.for_request(&request);
         let span = span(&request, &id);
         let started = (!span.is_disabled()).then(Instant::now);
@@ -76,11 +92,15 @@ impl Inner {
         response
     }
 
-    async fn route(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
+    async fn route<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
+    where
+        B: http_body::Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError>,
+    {
         if request.uri().path() == "/auth" {
             return super::http::forward_auth(&self.state, request.headers()).await;
         }
-        self.router.clone().call(request, peer).await
+        crate::serve::route(self.router.clone(), request, peer).await
     }
 }
 

@@ -1,16 +1,18 @@
 //! Where every HTTP request enters: its request id (the caller's
 //! `x-request-id`, else a new one, echoed in the response), its span, and a
-//! guard that turns a panic into a 500. Forward-auth, the hottest route, goes
-//! straight to its handler; every other request goes through the axum router.
+//! guard that turns a panic into a 500. The two verdict routes, forward-auth
+//! and introspection, go straight to their handlers; every other request goes
+//! through the axum router.
 //!
 //! This replaces tower-http's request-id, trace and catch-panic layers: those
 //! wrap every route of the router, and on a cached `/auth` the per-request
 //! service clones, boxed futures and body wrappers cost as much as the
-//! verdict itself (see `docs/PERFORMANCE.md`).
+//! verdict itself (see `docs/PERFORMANCE.md`); the router's own dispatch cost
+//! `/introspect` another 6 % of its CPU.
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::http::{HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use std::fmt::Write;
@@ -97,10 +99,24 @@ impl Inner {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        if request.uri().path() == "/auth" {
-            return super::http::forward_auth(&self.state, request.headers()).await;
+        match (request.uri().path(), request.method()) {
+            ("/auth", _) => super::http::forward_auth(&self.state, request.headers()).await,
+            ("/introspect", &Method::POST) => {
+                let mut request = request.map(Body::new);
+                if let Some(names) = peer.names {
+                    request.extensions_mut().insert(names);
+                }
+                super::http::introspect(&self.state, request).await
+            }
+            ("/introspect", _) => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                let allow = HeaderValue::from_static("POST");
+                response.headers_mut().insert(header::ALLOW, allow);
+                response
+            }
+            _ => crate::serve::route(self.router.clone(), request, peer).await,
         }
-        crate::serve::route(self.router.clone(), request, peer).await
     }
 }
 

@@ -24,7 +24,6 @@ use crate::token::{Presented, TokenSource, Verdict, Verified, fingerprint};
 pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
     let router = Router::new()
-        .route("/introspect", post(introspect))
         .route("/revoke", post(revoke_token))
         .route("/.well-known/jwks.json", get(assertion_jwks))
         .merge(super::admin::admin_routes(&state))
@@ -123,10 +122,12 @@ fn form_pairs(body: &[u8]) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str
     }
 }
 
-async fn introspect(State(state): State<AppState>, request: Request) -> Response {
+/// RFC 7662 introspection (`POST /introspect`); [`super::entry`] calls it
+/// without the router.
+pub(super) async fn introspect(state: &Shared, request: Request) -> Response {
     let measured = Measured::start(&state.metrics, Api::Http);
     let result = async {
-        let caller = admit(&state, &request, Permission::Introspect, "introspect")?;
+        let caller = admit(state, &request, Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
         let presented = Presented::new(&token, TokenSource::FormBody);
         let verdict = state.runtime().verifier.check(&presented, (state.clock)()).await;

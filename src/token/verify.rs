@@ -48,9 +48,12 @@ pub struct Verified {
     pub claims: Claims,
     /// For a token without `jti`: the SHA-256 of its signing input, which
     /// revokes it whatever its signature's encoding.
-    pub signing_input_sha256: Option<[u8; 32]>,
+    /// Boxed: most tokens have a `jti`, and every byte here is paid per
+    /// cached token.
+    pub signing_input_sha256: Option<Box<[u8; 32]>>,
     /// Every claim, parsed on first use (by a route's `claims` matcher).
-    tree: OnceLock<serde_json::Value>,
+    /// Boxed, as few routes match on claims.
+    tree: OnceLock<Box<serde_json::Value>>,
     /// The upstream headers last built for this token.
     pub stamp: ArcSwapOption<Stamp>,
 }
@@ -78,7 +81,10 @@ impl Verified {
         claims: Claims,
         signing_input: &[u8],
     ) -> Verified {
-        let signing_input_sha256 = claims.jti().is_none().then(|| super::sha256(signing_input));
+        let signing_input_sha256 = claims
+            .jti()
+            .is_none()
+            .then(|| Box::new(super::sha256(signing_input)));
         Verified {
             issuer,
             alg,
@@ -93,7 +99,7 @@ impl Verified {
     /// Every claim as JSON, parsed once per verified token.
     pub fn claim_tree(&self) -> &serde_json::Value {
         self.tree
-            .get_or_init(|| serde_json::Value::Object(self.claims.to_map()))
+            .get_or_init(|| Box::new(serde_json::Value::Object(self.claims.to_map())))
     }
 
     /// The entry that revokes this token (by `jti`, else by the SHA-256 of its

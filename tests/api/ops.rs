@@ -327,4 +327,35 @@ async fn every_response_carries_a_request_id() {
         header_map_get(second.headers(), "x-request-id"),
     );
     assert!(a.is_some() && b.is_some() && a != b, "{a:?} {b:?}");
+    // The verdict routes skip the router, not the request id.
+    for path in ["/auth", "/introspect"] {
+        let answer = app.get(path).await;
+        let id = header_map_get(answer.headers(), "x-request-id");
+        assert!(id.is_some() && id != a && id != b, "{path}: {id:?}");
+    }
+}
+
+#[tokio::test]
+async fn introspection_takes_only_post() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, ""), "")).await;
+    for method in [
+        reqwest::Method::GET,
+        reqwest::Method::PUT,
+        reqwest::Method::DELETE,
+    ] {
+        let answer = app
+            .http
+            .request(method.clone(), format!("{}/introspect", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 405, "{method}");
+        assert_eq!(
+            header_map_get(answer.headers(), "allow").as_deref(),
+            Some("POST")
+        );
+    }
+    assert_eq!(app.get("/introspectx").await.status(), 404);
 }

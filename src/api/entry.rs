@@ -45,15 +45,7 @@ impl Entry {
             ids: SequentialIds::default(),
         }))
     }
-}
 
-impl HttpService for Entry {
-    async fn call(self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
-        self.0.answer(request, peer).await
-    }
-}
-
-impl Entry {
     /// One request, as a connection would hand it over (benches call this
     /// with bodies of their own).
     pub async fn answer<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
@@ -61,6 +53,12 @@ impl Entry {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
+        self.0.answer(request, peer).await
+    }
+}
+
+impl HttpService for Entry {
+    async fn call(self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
         self.0.answer(request, peer).await
     }
 }

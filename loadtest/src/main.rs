@@ -106,6 +106,9 @@ enum Target {
     HttpAuth,
     GrpcIntrospect,
     GrpcBatch,
+    /// Envoy's ext_authz `Check`, as Envoy sends it (GET /, the token in the
+    /// request's `authorization` header).
+    GrpcCheck,
 }
 
 #[derive(clap::Args, Clone)]
@@ -382,6 +385,11 @@ impl Tally {
 }
 
 /// One request of the target kind; returns whether the answer was active.
+type CheckClient =
+    envoy_types::pb::envoy::service::auth::v3::authorization_client::AuthorizationClient<
+        tonic::transport::Channel,
+    >;
+
 #[derive(Clone)]
 enum Driver {
     Http {
@@ -394,6 +402,9 @@ enum Driver {
         clients: Vec<pb::token_service_client::TokenServiceClient<tonic::transport::Channel>>,
         auth: String,
         batch: usize,
+    },
+    Check {
+        clients: Vec<CheckClient>,
     },
 }
 
@@ -464,7 +475,39 @@ impl Driver {
                     Ok(answer.into_inner().responses.iter().all(|r| r.active))
                 }
             }
+            Driver::Check { clients } => {
+                let n = clients.len();
+                let client = &mut clients[i % n];
+                let answer = client
+                    .check(check_request(&tokens[i % tokens.len()]))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                // OK (0) allows; anything else is Envoy's denial.
+                Ok(answer.into_inner().status.is_some_and(|s| s.code == 0))
+            }
         }
+    }
+}
+
+/// A `Check` as Envoy's ext_authz filter builds it for `GET /` on `api.example.com`.
+fn check_request(token: &str) -> envoy_types::ext_authz::v3::pb::CheckRequest {
+    use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+    use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Request};
+    let headers = [("authorization".to_owned(), format!("Bearer {token}"))].into();
+    envoy_types::ext_authz::v3::pb::CheckRequest {
+        attributes: Some(AttributeContext {
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: "GET".into(),
+                    path: "/".into(),
+                    host: "api.example.com".into(),
+                    headers,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
     }
 }
 
@@ -511,6 +554,17 @@ async fn driver(args: &RunArgs) -> anyhow::Result<Driver> {
                 auth,
                 batch,
             }
+        }
+        Target::GrpcCheck => {
+            let mut clients = Vec::new();
+            for _ in 0..args.concurrency.clamp(1, 8) {
+                let channel = tonic::transport::Endpoint::from_shared(url.clone())?
+                    .tcp_nodelay(true)
+                    .connect()
+                    .await?;
+                clients.push(CheckClient::new(channel));
+            }
+            Driver::Check { clients }
         }
     })
 }

@@ -532,18 +532,15 @@ async fn driver(args: &RunArgs) -> anyhow::Result<Driver> {
             }
         }
         Target::GrpcIntrospect | Target::GrpcBatch => {
-            let mut clients = Vec::new();
-            for _ in 0..args.concurrency.clamp(1, 8) {
-                let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await?;
-                clients.push(
+            let clients = channels(&url, args.concurrency)
+                .await?
+                .into_iter()
+                .map(|channel| {
                     pb::token_service_client::TokenServiceClient::new(channel)
                         .max_decoding_message_size(256 << 20)
-                        .max_encoding_message_size(256 << 20),
-                );
-            }
+                        .max_encoding_message_size(256 << 20)
+                })
+                .collect();
             let batch = if args.target == Target::GrpcBatch {
                 args.batch.max(1)
             } else {
@@ -556,17 +553,25 @@ async fn driver(args: &RunArgs) -> anyhow::Result<Driver> {
             }
         }
         Target::GrpcCheck => {
-            let mut clients = Vec::new();
-            for _ in 0..args.concurrency.clamp(1, 8) {
-                let channel = tonic::transport::Endpoint::from_shared(url.clone())?
-                    .tcp_nodelay(true)
-                    .connect()
-                    .await?;
-                clients.push(CheckClient::new(channel));
+            let channels = channels(&url, args.concurrency).await?;
+            Driver::Check {
+                clients: channels.into_iter().map(CheckClient::new).collect(),
             }
-            Driver::Check { clients }
         }
     })
+}
+
+/// Up to 8 HTTP/2 connections: the streams of `concurrency` requests share them.
+async fn channels(url: &str, concurrency: usize) -> anyhow::Result<Vec<tonic::transport::Channel>> {
+    let mut channels = Vec::new();
+    for _ in 0..concurrency.clamp(1, 8) {
+        let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        channels.push(channel);
+    }
+    Ok(channels)
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<()> {

@@ -33,8 +33,9 @@ use tokend::keys::IssuerKeys;
 use tokend::keys::jwk::{Jwk, Source};
 use tokend::metrics::Metrics;
 use tokend::mint::Signer;
+use tokend::token::Algorithm;
 use tokend::token::parse::Jws;
-use tokend::token::{Algorithm, Verifier};
+use tokend::verify::Verifier;
 
 const ISS: &str = "https://bench.test";
 
@@ -449,6 +450,6 @@ criterion_group! {
 criterion_main!(benches);
 
 /// A token as an introspection request presents it.
-fn presented(token: &str) -> tokend::token::Presented<'_> {
-    tokend::token::Presented::new(token, tokend::token::TokenSource::FormBody)
+fn presented(token: &str) -> tokend::request::Presented<'_> {
+    tokend::request::Presented::new(token, tokend::request::TokenSource::FormBody)
 }

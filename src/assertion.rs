@@ -10,92 +10,12 @@
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
-use std::path::Path;
 use std::sync::Arc;
 
 use crate::config::AssertionConfig;
-use crate::mint::{Signer, b64};
-use crate::token::{Algorithm, Stamp, UnsafeClaim, Verified, sha256};
-
-/// The identity headers tokend sets upstream and strips from clients.
-pub const IDENTITY_HEADERS: [&str; 5] = [
-    "x-auth-subject",
-    "x-auth-issuer",
-    "x-auth-scope",
-    "x-auth-client-id",
-    "x-auth-expires",
-];
-
-/// The assertion signing key, with its public JWK (kid = RFC 7638 thumbprint).
-pub struct AssertionKey {
-    signer: Signer,
-    alg: Algorithm,
-    jwk: Value,
-    /// Made at start: every replica has its own, so only one replica can use it.
-    pub generated: bool,
-}
-
-impl AssertionKey {
-    /// Reads a PKCS#8 PEM file holding an EC P-256 or Ed25519 private key.
-    pub fn load(path: &Path) -> Result<AssertionKey, String> {
-        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let der = match rustls_pemfile::private_key(&mut pem.as_slice()) {
-            Ok(Some(rustls::pki_types::PrivateKeyDer::Pkcs8(der))) => der,
-            Ok(Some(_)) => {
-                return Err(format!(
-                    "{}: not PKCS#8 (want \"BEGIN PRIVATE KEY\"; convert with openssl pkcs8 -topk8 -nocrypt)",
-                    path.display()
-                ));
-            }
-            _ => return Err(format!("{}: no private key in PEM", path.display())),
-        };
-        let (signer, alg) = Signer::from_pkcs8(der.secret_pkcs8_der(), "")
-            .ok_or_else(|| format!("{}: neither an EC P-256 nor an Ed25519 key", path.display()))?;
-        Ok(AssertionKey::from_signer(signer, alg, false))
-    }
-
-    /// A fresh ES256 key.
-    pub fn generate() -> AssertionKey {
-        AssertionKey::from_signer(
-            Signer::generate(Algorithm::ES256, ""),
-            Algorithm::ES256,
-            true,
-        )
-    }
-
-    fn from_signer(mut signer: Signer, alg: Algorithm, generated: bool) -> AssertionKey {
-        let public = signer.public_jwk();
-        let kid = thumbprint(&public);
-        signer.kid = kid.clone();
-        let mut jwk = public;
-        jwk["kid"] = json!(kid);
-        jwk["alg"] = json!(alg.name());
-        AssertionKey {
-            signer,
-            alg,
-            jwk,
-            generated,
-        }
-    }
-
-    pub fn kid(&self) -> &str {
-        &self.signer.kid
-    }
-}
-
-/// RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
-pub fn thumbprint(jwk: &Value) -> String {
-    let member = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
-    let canonical = match jwk["kty"].as_str() {
-        Some("EC") => {
-            json!({"crv": member("crv"), "kty": "EC", "x": member("x"), "y": member("y")})
-        }
-        Some("OKP") => json!({"crv": member("crv"), "kty": "OKP", "x": member("x")}),
-        _ => json!({"e": member("e"), "kty": member("kty"), "n": member("n")}),
-    };
-    // serde_json's map is ordered by key: the members come out sorted.
-    b64(sha256(canonical.to_string().as_bytes()))
-}
+use crate::headers::IDENTITY_HEADERS;
+use crate::mint::{AssertionKey, b64};
+use crate::verify::{Stamp, UnsafeClaim, Verified};
 
 /// What allowed answers carry upstream, for one configuration snapshot.
 pub struct Assertions {
@@ -150,7 +70,7 @@ impl Assertions {
     /// The public key set (`None` while `[assertion]` is off).
     pub fn jwks(&self) -> Option<Value> {
         let signing = self.signing.as_ref()?;
-        Some(json!({"keys": [signing.key.jwk.clone()]}))
+        Some(json!({"keys": [signing.key.jwk().clone()]}))
     }
 
     /// The headers an allowed request with this token carries upstream: the
@@ -255,7 +175,7 @@ impl Signing {
             );
         }
         let header_b64 =
-            b64(json!({"alg": key.alg.name(), "kid": key.kid(), "typ": "JWT"}).to_string());
+            b64(json!({"alg": key.alg().name(), "kid": key.kid(), "typ": "JWT"}).to_string());
         Ok(Signing {
             key: Arc::new(key),
             header_b64,
@@ -293,7 +213,7 @@ impl Signing {
             self.header_b64,
             b64(Value::Object(payload).to_string())
         );
-        let signature = self.key.signer.sign_bytes(self.key.alg, input.as_bytes());
+        let signature = self.key.sign(input.as_bytes());
         let jwt = format!("{input}.{}", b64(signature));
         // base64url and dots: always a valid header value.
         let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(jwt))
@@ -312,7 +232,7 @@ fn random_u64() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::claims::Claims;
+    use crate::token::{Algorithm, Claims};
 
     fn verified(claims: &str) -> Verified {
         let claims = Claims::parse(claims.as_bytes()).unwrap();
@@ -368,21 +288,5 @@ mod tests {
                 );
             }
         }
-    }
-
-    /// RFC 7638 §3.1's example key and thumbprint.
-    #[test]
-    fn thumbprint_follows_rfc7638() {
-        let jwk = json!({
-            "kty": "RSA",
-            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
-            "e": "AQAB",
-            "alg": "RS256",
-            "kid": "2011-04-29"
-        });
-        assert_eq!(
-            thumbprint(&jwk),
-            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-        );
     }
 }

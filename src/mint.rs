@@ -1,6 +1,8 @@
 //! Signing tokens: the identity assertion ([`crate::assertion`]), dev mode,
 //! tests, benches and the load generator, so that every part of the project
 //! that needs a token makes it the same way and publishes its key as a JWKS.
+//! [`AssertionKey`] is tokend's own signing key (loaded from PKCS#8 or
+//! generated), with its public JWK and RFC 7638 thumbprint.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -9,8 +11,10 @@ use aws_lc_rs::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPa
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
+use std::path::Path;
 
 use crate::token::alg::{Algorithm, Family};
+use crate::token::sha256;
 
 enum Key {
     Hmac(Vec<u8>),
@@ -191,4 +195,110 @@ impl Signer {
 /// A JWKS document for these signers.
 pub fn jwks(signers: &[&Signer]) -> Value {
     json!({"keys": signers.iter().map(|s| s.public_jwk()).collect::<Vec<_>>()})
+}
+
+/// The assertion signing key, with its public JWK (kid = RFC 7638 thumbprint).
+pub struct AssertionKey {
+    signer: Signer,
+    alg: Algorithm,
+    jwk: Value,
+    /// Made at start: every replica has its own, so only one replica can use it.
+    pub generated: bool,
+}
+
+impl AssertionKey {
+    /// Reads a PKCS#8 PEM file holding an EC P-256 or Ed25519 private key.
+    pub fn load(path: &Path) -> Result<AssertionKey, String> {
+        let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let der = match rustls_pemfile::private_key(&mut pem.as_slice()) {
+            Ok(Some(rustls::pki_types::PrivateKeyDer::Pkcs8(der))) => der,
+            Ok(Some(_)) => {
+                return Err(format!(
+                    "{}: not PKCS#8 (want \"BEGIN PRIVATE KEY\"; convert with openssl pkcs8 -topk8 -nocrypt)",
+                    path.display()
+                ));
+            }
+            _ => return Err(format!("{}: no private key in PEM", path.display())),
+        };
+        let (signer, alg) = Signer::from_pkcs8(der.secret_pkcs8_der(), "")
+            .ok_or_else(|| format!("{}: neither an EC P-256 nor an Ed25519 key", path.display()))?;
+        Ok(AssertionKey::from_signer(signer, alg, false))
+    }
+
+    /// A fresh ES256 key.
+    pub fn generate() -> AssertionKey {
+        AssertionKey::from_signer(
+            Signer::generate(Algorithm::ES256, ""),
+            Algorithm::ES256,
+            true,
+        )
+    }
+
+    fn from_signer(mut signer: Signer, alg: Algorithm, generated: bool) -> AssertionKey {
+        let public = signer.public_jwk();
+        let kid = thumbprint(&public);
+        signer.kid = kid.clone();
+        let mut jwk = public;
+        jwk["kid"] = json!(kid);
+        jwk["alg"] = json!(alg.name());
+        AssertionKey {
+            signer,
+            alg,
+            jwk,
+            generated,
+        }
+    }
+
+    pub fn kid(&self) -> &str {
+        &self.signer.kid
+    }
+
+    pub fn alg(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The public JWK, with `kid` and `alg`.
+    pub fn jwk(&self) -> &Value {
+        &self.jwk
+    }
+
+    /// The signature over `input` (a JWS signing input).
+    pub fn sign(&self, input: &[u8]) -> Vec<u8> {
+        self.signer.sign_bytes(self.alg, input)
+    }
+}
+
+/// RFC 7638: SHA-256 over the required members in lexicographic order, no whitespace.
+pub fn thumbprint(jwk: &Value) -> String {
+    let member = |name: &str| jwk[name].as_str().unwrap_or_default().to_owned();
+    let canonical = match jwk["kty"].as_str() {
+        Some("EC") => {
+            json!({"crv": member("crv"), "kty": "EC", "x": member("x"), "y": member("y")})
+        }
+        Some("OKP") => json!({"crv": member("crv"), "kty": "OKP", "x": member("x")}),
+        _ => json!({"e": member("e"), "kty": member("kty"), "n": member("n")}),
+    };
+    // serde_json's map is ordered by key: the members come out sorted.
+    b64(sha256(canonical.to_string().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 7638 §3.1's example key and thumbprint.
+    #[test]
+    fn thumbprint_follows_rfc7638() {
+        let jwk = json!({
+            "kty": "RSA",
+            "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+            "e": "AQAB",
+            "alg": "RS256",
+            "kid": "2011-04-29"
+        });
+        assert_eq!(
+            thumbprint(&jwk),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
 }

@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::keys::{IssuerId, IssuerKeys, RefreshError};
 use crate::metrics::Metrics;
 use crate::revocation::Revocations;
-use crate::token::Verifier;
+use crate::verify::Verifier;
 
 pub struct Runtime {
     pub config: Config,

@@ -7,9 +7,11 @@ use axum::http::{HeaderMap, HeaderValue};
 
 use super::state::Shared;
 use crate::assertion;
-use crate::authz::{BadRequest, Decision, Found, RequestHeaders};
+use crate::authz::{Decision, Found, RequestHeaders};
 use crate::metrics::Outcome;
-use crate::token::{Presented, RequestFacts, Verdict};
+use crate::request::BadRequest;
+use crate::request::{Presented, RequestFacts};
+use crate::verify::Verdict;
 
 /// What a gateway is told.
 #[derive(Debug)]

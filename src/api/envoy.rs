@@ -24,7 +24,7 @@ use super::edge::{self, Answer};
 use super::front::{self, Measured};
 use super::state::AppState;
 use crate::metrics::Api;
-use crate::token::RequestFacts;
+use crate::request::RequestFacts;
 
 pub struct EnvoyAuthz {
     state: AppState,

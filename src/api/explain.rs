@@ -10,7 +10,8 @@ use super::errors::ApiError;
 use super::http::admit;
 use super::state::AppState;
 use crate::config::Permission;
-use crate::token::{Presented, RequestFacts, TokenSource, Verdict};
+use crate::request::{Presented, RequestFacts, TokenSource};
+use crate::verify::Verdict;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]

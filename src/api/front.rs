@@ -5,7 +5,7 @@ use axum::http::HeaderMap;
 use std::time::Instant;
 
 use crate::metrics::{Api, InFlight, Metrics, Outcome};
-use crate::token::RequestFacts;
+use crate::request::RequestFacts;
 
 /// The `WWW-Authenticate` challenge of a missing or inactive token.
 pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="tokend", error="invalid_token""#;

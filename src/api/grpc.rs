@@ -12,7 +12,8 @@ use super::revoke;
 use super::state::AppState;
 use crate::callers::Caller;
 use crate::metrics::{Api, Outcome};
-use crate::token::{Presented, TokenSource, Verdict, Verified};
+use crate::request::{Presented, TokenSource};
+use crate::verify::{Verdict, Verified};
 
 pub mod pb {
     tonic::include_proto!("tokend.v1");

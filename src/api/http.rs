@@ -13,12 +13,15 @@ use std::borrow::Cow;
 use super::edge::{self, Answer};
 use super::errors::ApiError;
 use super::front::{self, Measured};
+use super::introspection;
 use super::revoke;
 use super::state::{AppState, Shared};
 use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
 use crate::metrics::{Api, Outcome};
-use crate::token::{Presented, TokenSource, Verdict, Verified, fingerprint};
+use crate::request::{Presented, TokenSource};
+use crate::token::fingerprint;
+use crate::verify::Verdict;
 
 /// The main listener's routes.
 pub fn router(state: AppState) -> Router {
@@ -138,11 +141,11 @@ pub(super) async fn introspect(state: &Shared, request: Request) -> Response {
     let (outcome, response) = match result {
         Ok(Verdict::Active(verified)) => (
             Outcome::Active,
-            json_response(introspection_json(&verified)),
+            json_response(introspection::introspection_json(&verified)),
         ),
         Ok(Verdict::Inactive(_)) => (
             Outcome::Inactive,
-            json_response(Bytes::from_static(br#"{"active":false}"#)),
+            json_response(Bytes::from_static(introspection::INACTIVE)),
         ),
         Err(e) => (e.outcome(), e.into_response()),
     };
@@ -160,11 +163,6 @@ fn json_response(body: Bytes) -> Response {
         body,
     )
         .into_response()
-}
-
-/// The RFC 7662 answer for a verified token.
-pub fn introspection_json(verified: &Verified) -> Bytes {
-    verified.claims.introspection_json().into()
 }
 
 /// Forward-auth (`/auth`, any method) for nginx `auth_request`, Traefik

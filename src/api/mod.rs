@@ -1,5 +1,5 @@
 //! The fronts callers reach. Each one authenticates the caller, parses the
-//! request, asks [`crate::token::Verifier`] and shapes the answer.
+//! request, asks [`crate::verify::Verifier`] and shapes the answer.
 
 pub mod admin;
 pub mod edge;
@@ -11,6 +11,7 @@ pub mod front;
 pub mod grpc;
 pub mod grpc_gate;
 pub mod http;
+pub mod introspection;
 pub mod probes;
 pub mod revoke;
 pub mod state;

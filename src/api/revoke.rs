@@ -7,8 +7,9 @@ use serde::Deserialize;
 use super::errors::ApiError;
 use super::state::Shared;
 use crate::callers::Caller;
+use crate::request::{Presented, TokenSource};
 use crate::revocation::{Entry, StoreError, expiry_after};
-use crate::token::{Presented, TokenSource, Verdict};
+use crate::verify::Verdict;
 
 fn unavailable(e: StoreError) -> ApiError {
     ApiError::Unavailable(format!(

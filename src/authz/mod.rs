@@ -3,11 +3,9 @@
 //! that route. `/auth` and Envoy `Check` ask the same [`Policy`], and so
 //! does `/admin/explain`.
 
-mod request;
 mod routes;
 mod sources;
 
-pub use request::{BadRequest, Target, normalize_path};
 pub use routes::{Route, Unmet, insufficient_scope};
 pub use sources::{Found, RequestHeaders, TokenSources};
 
@@ -17,7 +15,8 @@ use metrics::Counter;
 use crate::config::{Config, DefaultDecision};
 use crate::keys::IssuerId;
 use crate::metrics::AUTHZ_DECISIONS;
-use crate::token::{RequestFacts, Verdict};
+use crate::request::{BadRequest, RequestFacts, Target};
+use crate::verify::Verdict;
 
 /// The label of requests that match no route.
 pub const DEFAULT_ROUTE: &str = "default";

@@ -4,10 +4,10 @@
 use axum::http::HeaderValue;
 use serde_json::Value;
 
-use super::request::{Target, under_prefix};
 use crate::config::RouteConfig;
 use crate::keys::IssuerId;
-use crate::token::Verified;
+use crate::request::{Target, under_prefix};
+use crate::verify::Verified;
 
 #[derive(Debug)]
 enum PathMatch {

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::config::TokenSourceSpec;
-use crate::token::TokenSource;
+use crate::request::TokenSource;
 
 /// The request headers of a front, by lower-case name.
 pub trait RequestHeaders {
@@ -98,7 +98,7 @@ fn header<'a>(headers: &'a impl RequestHeaders, name: &str) -> One<'a> {
         if second.is_some() {
             return One::Many;
         }
-        return match first.and_then(crate::token::bearer) {
+        return match first.and_then(crate::request::bearer) {
             Some(token) => One::Value(Cow::Borrowed(token)),
             None => One::None,
         };

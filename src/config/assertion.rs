@@ -64,7 +64,7 @@ pub(super) fn validate(assertion: &mut AssertionConfig, errors: &mut Vec<String>
             "assertion.header: {:?} is not a header name",
             assertion.header
         ));
-    } else if crate::assertion::IDENTITY_HEADERS.contains(&assertion.header.as_str())
+    } else if crate::headers::IDENTITY_HEADERS.contains(&assertion.header.as_str())
         || ["authorization", "cookie", "host"].contains(&assertion.header.as_str())
     {
         errors.push(format!(
@@ -92,7 +92,7 @@ pub(super) fn validate(assertion: &mut AssertionConfig, errors: &mut Vec<String>
     }
     if assertion.enabled
         && let Some(path) = &assertion.key_file
-        && let Err(e) = crate::assertion::AssertionKey::load(path)
+        && let Err(e) = crate::mint::AssertionKey::load(path)
     {
         errors.push(format!("assertion.key_file: {e}"));
     }

@@ -215,7 +215,7 @@ fn validate_route(
 
 /// A route's path must be one the normalizer can produce, or it would never match.
 fn check_route_path(path: &str, at: &str, errors: &mut Vec<String>) {
-    match crate::authz::normalize_path(path) {
+    match crate::request::normalize_path(path) {
         Ok(normal) if normal == path => {}
         Ok(normal) => errors.push(format!(
             "{at}: {path:?} never matches as written; requests are compared in normal form {normal:?}"

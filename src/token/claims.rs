@@ -9,7 +9,6 @@ use std::fmt;
 
 use super::parse::{Member as Claim, Members, StrictIgnored, Text, duplicate, is_duplicate};
 use super::reason::Reason;
-use crate::config::IssuerConfig;
 
 /// The payload as one pass over it reads it: the claims tokend acts on, each
 /// member name checked against repeats, and everything else validated (no
@@ -314,200 +313,27 @@ impl Claims {
         present(self.nbf)
     }
 
-    /// The RFC 7662 §2.2 answer for an active token: every claim the token
-    /// carries, plus `active` and `token_type`, and `client_id` / `scope`
-    /// filled from `azp` / `scp` where the IdP uses those. Spliced onto the
-    /// token's own JSON without parsing it again, unless the token itself
-    /// carries `active` or `token_type` (tokend's values replace them) or a
-    /// `client_id` / `scope` that is not a string (made one, or left out, so
-    /// that the answer says what the identity headers say).
-    pub fn introspection_json(&self) -> Vec<u8> {
-        let json = self.json().trim();
-        if self.flags & RENDER_IN_FULL != 0 {
-            let mut map = self.to_map();
-            map.insert("active".into(), Value::Bool(true));
-            map.insert("token_type".into(), Value::String("Bearer".into()));
-            for (name, value) in [("client_id", self.client_id()), ("scope", self.scope())] {
-                match value {
-                    Some(v) => map.insert(name.into(), Value::String(v.into())),
-                    None => map.remove(name),
-                };
-            }
-            return serde_json::to_vec(&map).unwrap_or_default();
-        }
-        let mut out = Vec::with_capacity(json.len() + 48);
-        out.extend_from_slice(br#"{"active":true,"token_type":"Bearer""#);
-        self.fill_from_aliases(|k, v| {
-            out.extend_from_slice(b",\"");
-            out.extend_from_slice(k.as_bytes());
-            out.extend_from_slice(b"\":");
-            // A string always serializes.
-            let _ = serde_json::to_writer(&mut out, v);
-        });
-        // The payload is an object: `{` members `}`, possibly with whitespace.
-        let members = json[1..].trim_start();
-        if !members.starts_with('}') {
-            out.push(b',');
-        }
-        out.extend_from_slice(members.as_bytes());
-        out
+    /// The token carries `active` or `token_type`, or a `client_id` / `scope`
+    /// that is not a string: an RFC 7662 answer must be rebuilt from the
+    /// parsed claims rather than spliced onto the payload.
+    pub fn renders_in_full(&self) -> bool {
+        self.flags & RENDER_IN_FULL != 0
     }
 
-    /// `client_id` from `azp` and `scope` from `scp`, when the token lacks them.
-    fn fill_from_aliases(&self, mut put: impl FnMut(&str, &str)) {
-        if self.flags & HAS_CLIENT_ID == 0
-            && let Some(client) = self.client_id()
-        {
-            put("client_id", client);
-        }
-        if self.flags & HAS_SCOPE == 0
-            && let Some(scope) = self.scope()
-        {
-            put("scope", scope);
-        }
+    /// The token has a string `client_id` of its own (not one taken from `azp`).
+    pub fn has_own_client_id(&self) -> bool {
+        self.flags & HAS_CLIENT_ID != 0
     }
 
-    /// Checks time, lifetime, audience and required claims at `now` (Unix seconds).
-    pub fn check(&self, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
-        let now = now as f64;
-        let leeway = policy.leeway_seconds as f64;
-        let exp = self.exp().ok_or(Reason::MissingExp)?;
-        if now >= exp + leeway {
-            return Err(Reason::Expired);
-        }
-        if self.nbf().is_some_and(|nbf| nbf > now + leeway) {
-            return Err(Reason::NotYetValid);
-        }
-        if self.iat().is_some_and(|iat| iat > now + leeway) {
-            return Err(Reason::IssuedInFuture);
-        }
-        if policy.max_lifetime_seconds > 0 {
-            let lifetime = exp - self.iat().unwrap_or(now);
-            if lifetime > policy.max_lifetime_seconds as f64 {
-                return Err(Reason::LifetimeTooLong);
-            }
-        }
-        if !policy.audiences.is_empty()
-            && !self
-                .audiences()
-                .any(|a| policy.audiences.iter().any(|want| want == a))
-        {
-            return Err(Reason::AudienceMismatch);
-        }
-        if !policy.required_claims.is_empty() {
-            // Rarely configured: the member names are read from the JSON again.
-            let members: std::collections::HashMap<std::borrow::Cow<str>, serde::de::IgnoredAny> =
-                serde_json::from_str(self.json()).unwrap_or_default();
-            if policy
-                .required_claims
-                .iter()
-                .any(|c| !members.contains_key(c.as_str()))
-            {
-                return Err(Reason::MissingRequiredClaim);
-            }
-        }
-        Ok(())
+    /// The token has a `scope` of its own (not one taken from `scp`).
+    pub fn has_own_scope(&self) -> bool {
+        self.flags & HAS_SCOPE != 0
     }
-}
-
-/// Whether a header `typ` is accepted: media types compare case-insensitively and
-/// `application/` may be left out (RFC 7515 §4.1.9).
-pub fn typ_accepted(typ: Option<&str>, accepted: &[String]) -> bool {
-    if accepted.is_empty() {
-        return true;
-    }
-    let Some(typ) = typ else { return false };
-    let short = |t: &str| {
-        let t = t.trim();
-        // `get`: byte 12 may fall inside a character of an attacker's `typ`.
-        if t.len() > 12
-            && let (Some(prefix), Some(rest)) = (t.get(..12), t.get(12..))
-            && prefix.eq_ignore_ascii_case("application/")
-        {
-            rest.to_owned()
-        } else {
-            t.to_owned()
-        }
-    };
-    let typ = short(typ);
-    accepted.iter().any(|a| short(a).eq_ignore_ascii_case(&typ))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
-
-    fn policy(extra: &str) -> IssuerConfig {
-        let lifetime = if extra.contains("max_lifetime_seconds") {
-            ""
-        } else {
-            "max_lifetime_seconds = 3600"
-        };
-        let text = format!(
-            "[[issuers]]\nname = \"a\"\nissuer = \"https://a\"\njwks_uri = \"https://a/k\"\nleeway_seconds = 30\n{lifetime}\n{extra}"
-        );
-        Config::from_toml(&text, Vec::new())
-            .unwrap()
-            .issuers
-            .remove(0)
-    }
-
-    fn check(json: &str, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
-        Claims::parse(json.as_bytes())?.check(policy, now)
-    }
-
-    #[test]
-    fn time_rules_with_leeway() {
-        let p = policy("");
-        let now = 1_000_000;
-        assert_eq!(
-            check(r#"{"iss":"https://a","exp":1000100}"#, &p, now),
-            Ok(())
-        );
-        assert_eq!(
-            check(r#"{"iss":"https://a"}"#, &p, now),
-            Err(Reason::MissingExp)
-        );
-        assert_eq!(check(r#"{"exp":999980}"#, &p, now), Ok(()), "within leeway");
-        assert_eq!(
-            check(r#"{"exp":999970}"#, &p, now),
-            Err(Reason::Expired),
-            "exp + leeway == now is expired"
-        );
-        assert_eq!(check(r#"{"exp":1000100,"nbf":1000030}"#, &p, now), Ok(()));
-        assert_eq!(
-            check(r#"{"exp":1000100,"nbf":1000031}"#, &p, now),
-            Err(Reason::NotYetValid)
-        );
-        assert_eq!(
-            check(r#"{"exp":1000100,"iat":1000031}"#, &p, now),
-            Err(Reason::IssuedInFuture)
-        );
-        assert_eq!(
-            check(r#"{"exp":1000100.5,"iat":999999.5}"#, &p, now),
-            Ok(()),
-            "fractional dates"
-        );
-    }
-
-    #[test]
-    fn lifetime_is_capped() {
-        let p = policy("");
-        let now = 1_000_000;
-        assert_eq!(check(r#"{"exp":1003600,"iat":1000000}"#, &p, now), Ok(()));
-        assert_eq!(
-            check(r#"{"exp":1003601,"iat":1000000}"#, &p, now),
-            Err(Reason::LifetimeTooLong)
-        );
-        assert_eq!(
-            check(r#"{"exp":1003601}"#, &p, now),
-            Err(Reason::LifetimeTooLong),
-            "without iat: exp - now"
-        );
-        let uncapped = policy("max_lifetime_seconds = 0");
-        assert_eq!(check(r#"{"exp":9000000}"#, &uncapped, now), Ok(()));
-    }
 
     #[test]
     fn malformed_registered_claims() {
@@ -529,53 +355,6 @@ mod tests {
             Claims::parse(br#"{"exp":1,"exp":2}"#).unwrap_err(),
             Reason::DuplicateMember
         );
-    }
-
-    #[test]
-    fn audience_and_required_claims() {
-        let p =
-            policy("audiences = [\"orders\", \"billing\"]\nrequired_claims = [\"exp\", \"sub\"]");
-        let now = 1_000_000;
-        assert_eq!(
-            check(r#"{"exp":1000100,"aud":"orders","sub":"u"}"#, &p, now),
-            Ok(())
-        );
-        assert_eq!(
-            check(
-                r#"{"exp":1000100,"aud":["x","billing"],"sub":"u"}"#,
-                &p,
-                now
-            ),
-            Ok(())
-        );
-        assert_eq!(
-            check(r#"{"exp":1000100,"aud":"x","sub":"u"}"#, &p, now),
-            Err(Reason::AudienceMismatch)
-        );
-        assert_eq!(
-            check(r#"{"exp":1000100,"sub":"u"}"#, &p, now),
-            Err(Reason::AudienceMismatch)
-        );
-        assert_eq!(
-            check(r#"{"exp":1000100,"aud":"orders"}"#, &p, now),
-            Err(Reason::MissingRequiredClaim)
-        );
-    }
-
-    #[test]
-    fn typ_matching() {
-        let accepted = vec!["at+jwt".to_string(), "JWT".to_string()];
-        assert!(typ_accepted(Some("at+jwt"), &accepted));
-        assert!(typ_accepted(Some("application/AT+JWT"), &accepted));
-        assert!(typ_accepted(Some("jwt"), &accepted));
-        assert!(!typ_accepted(Some("id+jwt"), &accepted));
-        assert!(!typ_accepted(None, &accepted));
-        assert!(typ_accepted(None, &[]));
-        assert!(
-            !typ_accepted(Some("aaaaaaaaaaa\u{e9}"), &accepted),
-            "a multi-byte character across the prefix's end"
-        );
-        assert!(!typ_accepted(Some("applicatio\u{e9}at+jwt"), &accepted));
     }
 
     #[test]
@@ -632,61 +411,5 @@ mod tests {
         let c = Claims::parse(br#"{"aud":"only"}"#).unwrap();
         assert_eq!(c.audiences().collect::<Vec<_>>(), ["only"]);
         assert_eq!(Claims::parse(b"{}").unwrap().audiences().count(), 0);
-    }
-
-    fn answer(json: &str) -> Map<String, Value> {
-        let claims = Claims::parse(json.as_bytes()).unwrap();
-        serde_json::from_slice(&claims.introspection_json()).unwrap()
-    }
-
-    #[test]
-    fn introspection_answer_carries_every_claim_and_tokends_own_members() {
-        let a = answer(r#" { "sub" : "a\u00e9", "n": 1.5e3, "azp": "web", "scp": ["r", "w"] } "#);
-        assert_eq!(a["active"], true);
-        assert_eq!(a["token_type"], "Bearer");
-        assert_eq!(a["sub"], "a\u{e9}", "escapes decoded by the reader");
-        assert_eq!(a["n"], 1500.0);
-        assert_eq!(a["client_id"], "web", "from azp");
-        assert_eq!(a["scope"], "r w", "from scp");
-        assert_eq!(a.len(), 8);
-        let a = answer(r#"{}"#);
-        assert_eq!(a.len(), 2);
-        // A token cannot make its own answer say something else, nor say it twice.
-        for json in [
-            r#"{"active":false,"sub":"x"}"#,
-            r#"{"token_type":"mac","client_id":"c","azp":"d"}"#,
-        ] {
-            let claims = Claims::parse(json.as_bytes()).unwrap();
-            let raw = claims.introspection_json();
-            assert!(
-                crate::token::parse::parse_object(&raw).is_ok(),
-                "no member repeated in {json}"
-            );
-            let a: Map<String, Value> = serde_json::from_slice(&raw).unwrap();
-            assert_eq!(a["active"], true);
-            assert_eq!(a["token_type"], "Bearer");
-        }
-        assert_eq!(
-            answer(r#"{"token_type":"mac","client_id":"c","azp":"d"}"#)["client_id"],
-            "c",
-            "client_id wins over azp"
-        );
-        // What the answer says is what the identity headers say.
-        let c = Claims::parse(br#"{"client_id":5,"azp":"evil","scope":["a",1,"b"]}"#).unwrap();
-        assert_eq!(
-            c.client_id(),
-            None,
-            "azp does not stand in for a client_id of another type"
-        );
-        assert_eq!(c.scope(), Some("a b"));
-        let a: Map<String, Value> = serde_json::from_slice(&c.introspection_json()).unwrap();
-        assert!(a.get("client_id").is_none(), "{a:?}");
-        assert_eq!(a["scope"], "a b");
-        assert_eq!(a["azp"], "evil");
-        let a = answer(r#"{"scope":{"x":1},"scp":"r"}"#);
-        assert!(
-            a.get("scope").is_none(),
-            "a scope that is no string is left out: {a:?}"
-        );
     }
 }

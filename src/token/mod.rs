@@ -1,19 +1,17 @@
-//! Steps 1, 2 and 5 of the token path: parse the compact JWS, read its header
-//! and claims once, and check them (with the key found in [`crate::keys`]).
+//! What a token is, before anyone judges it: the compact JWS parsed with
+//! strict base64url and JSON ([`parse`]), its algorithm ([`alg`]), its claims
+//! read once ([`claims`]), its digest, and the one list of reasons a token can
+//! be refused ([`reason`]). Nothing here knows issuers, keys or stores: the
+//! pipeline that judges a token is [`crate::verify`].
 
 pub mod alg;
 pub mod claims;
-pub mod explain;
 pub mod parse;
-pub mod presented;
 pub mod reason;
-pub mod verify;
 
 pub use alg::Algorithm;
-pub use explain::Explanation;
-pub use presented::{Presented, RequestFacts, TokenSource, bearer};
+pub use claims::Claims;
 pub use reason::Reason;
-pub use verify::{Stamp, UnsafeClaim, Verdict, Verified, Verifier};
 
 /// SHA-256 of `bytes`: cache keys, revocation ids, client secrets.
 pub fn sha256(bytes: &[u8]) -> [u8; 32] {

@@ -560,11 +560,11 @@ async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
                 .map(|_| char::from_u32(rng.random_range(0..0x800)).unwrap_or('.'))
                 .collect(),
         };
-        if let tokend::token::Verdict::Active(verified) =
+        if let tokend::verify::Verdict::Active(verified) =
             verifier.check(&presented(&token), now()).await
         {
             active += 1;
-            let answer = tokend::api::http::introspection_json(&verified);
+            let answer = tokend::api::introspection::introspection_json(&verified);
             let parsed = tokend::token::parse::parse_object(&answer)
                 .unwrap_or_else(|e| panic!("seed {seed}, token {i}: answer {answer:?}: {e:?}"));
             assert_eq!(parsed["active"], true, "seed {seed}, token {i}");
@@ -578,7 +578,10 @@ async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
                     "seed {seed}, token {i}: the answer's client_id is the header's"
                 );
             }
-            tokend::api::grpc::introspect_response(&tokend::token::Verdict::Active(verified), true);
+            tokend::api::grpc::introspect_response(
+                &tokend::verify::Verdict::Active(verified),
+                true,
+            );
         }
     }
     assert!(

@@ -327,8 +327,8 @@ pub fn with(c: Value, changes: Value) -> Value {
 }
 
 /// `token` as an introspection request presents it.
-pub fn presented(token: &str) -> tokend::token::Presented<'_> {
-    tokend::token::Presented::new(token, tokend::token::TokenSource::FormBody)
+pub fn presented(token: &str) -> tokend::request::Presented<'_> {
+    tokend::request::Presented::new(token, tokend::request::TokenSource::FormBody)
 }
 
 /// Waits until `token` is inactive on `app` (a replica catching up).

@@ -12,7 +12,7 @@ use tokend::keys::jwk::{Jwk, Source};
 use tokend::keys::set::KeySet;
 use tokend::token::Algorithm;
 use tokend::token::parse::Jws;
-use tokend::token::verify::verify_with;
+use tokend::verify::verify_with;
 
 /// Vectors whose label tokend deliberately does not follow, each with why. Every
 /// entry must still be hit (a stale entry fails the test).

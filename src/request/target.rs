@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use crate::token::RequestFacts;
+use super::RequestFacts;
 
 /// Method, host and path, normalized: method upper-case, host lower-case
 /// without port, path as [`normalize_path`] makes it.

@@ -5,11 +5,11 @@
 
 use serde_json::Value;
 
-use super::parse::b64_decode;
-use super::presented::Presented;
-use super::reason::Reason;
-use super::verify::{Verdict, Verifier};
+use super::{Verdict, Verifier};
 use crate::keys::IssuerKeys;
+use crate::request::Presented;
+use crate::token::Reason;
+use crate::token::parse::b64_decode;
 
 /// The verdict and what an operator needs to see about it.
 #[derive(Debug)]

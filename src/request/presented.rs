@@ -1,6 +1,6 @@
 //! What a request presented for one verdict: the token, where it was found,
 //! and the request around it. Every API builds one and hands it to
-//! [`Verifier::check`](super::Verifier::check); the route policy reads the
+//! [`Verifier::check`](crate::verify::Verifier::check); the route policy reads the
 //! request facts, sender-constraint checks the proof and the certificate.
 
 /// Where the token was found.

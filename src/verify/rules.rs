@@ -1,0 +1,207 @@
+//! Step 5b of the token path: the claim rules of one issuer's policy
+//! (RFC 7519 §4.1, RFC 8725 §3.8–3.11, RFC 9068), applied to claims read once
+//! by [`crate::token::claims`].
+
+use crate::config::IssuerConfig;
+use crate::token::{Claims, Reason};
+
+/// Checks time, lifetime, audience and required claims at `now` (Unix seconds).
+pub fn check_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
+    let now = now as f64;
+    let leeway = policy.leeway_seconds as f64;
+    let exp = claims.exp().ok_or(Reason::MissingExp)?;
+    if now >= exp + leeway {
+        return Err(Reason::Expired);
+    }
+    if claims.nbf().is_some_and(|nbf| nbf > now + leeway) {
+        return Err(Reason::NotYetValid);
+    }
+    if claims.iat().is_some_and(|iat| iat > now + leeway) {
+        return Err(Reason::IssuedInFuture);
+    }
+    if policy.max_lifetime_seconds > 0 {
+        let lifetime = exp - claims.iat().unwrap_or(now);
+        if lifetime > policy.max_lifetime_seconds as f64 {
+            return Err(Reason::LifetimeTooLong);
+        }
+    }
+    if !policy.audiences.is_empty()
+        && !claims
+            .audiences()
+            .any(|a| policy.audiences.iter().any(|want| want == a))
+    {
+        return Err(Reason::AudienceMismatch);
+    }
+    if !policy.required_claims.is_empty() {
+        // Rarely configured: the member names are read from the JSON again.
+        let members: std::collections::HashMap<std::borrow::Cow<str>, serde::de::IgnoredAny> =
+            serde_json::from_str(claims.json()).unwrap_or_default();
+        if policy
+            .required_claims
+            .iter()
+            .any(|c| !members.contains_key(c.as_str()))
+        {
+            return Err(Reason::MissingRequiredClaim);
+        }
+    }
+    Ok(())
+}
+
+/// Whether a header `typ` is accepted: media types compare case-insensitively and
+/// `application/` may be left out (RFC 7515 §4.1.9).
+pub fn typ_accepted(typ: Option<&str>, accepted: &[String]) -> bool {
+    if accepted.is_empty() {
+        return true;
+    }
+    let Some(typ) = typ else { return false };
+    let short = |t: &str| {
+        let t = t.trim();
+        // `get`: byte 12 may fall inside a character of an attacker's `typ`.
+        if t.len() > 12
+            && let (Some(prefix), Some(rest)) = (t.get(..12), t.get(12..))
+            && prefix.eq_ignore_ascii_case("application/")
+        {
+            rest.to_owned()
+        } else {
+            t.to_owned()
+        }
+    };
+    let typ = short(typ);
+    accepted.iter().any(|a| short(a).eq_ignore_ascii_case(&typ))
+}
+
+/// The issue time a subject or issuer revocation compares with `before`: `iat`,
+/// or, for a token without one whose issuer caps lifetimes, `exp` minus the
+/// cap: the first moment tokend accepts it (the lifetime rule is `exp − now`),
+/// so an entry living `before` + cap + leeway outlives every token it covers.
+/// `None` (uncapped issuer, no `iat`): covered while the entry lives.
+pub fn issued_at(claims: &Claims, policy: &IssuerConfig) -> Option<f64> {
+    claims.iat().or_else(|| {
+        let cap = policy.max_lifetime_seconds;
+        (cap > 0).then(|| claims.exp().unwrap_or(0.0) - cap as f64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn policy(extra: &str) -> IssuerConfig {
+        let lifetime = if extra.contains("max_lifetime_seconds") {
+            ""
+        } else {
+            "max_lifetime_seconds = 3600"
+        };
+        let text = format!(
+            "[[issuers]]\nname = \"a\"\nissuer = \"https://a\"\njwks_uri = \"https://a/k\"\nleeway_seconds = 30\n{lifetime}\n{extra}"
+        );
+        Config::from_toml(&text, Vec::new())
+            .unwrap()
+            .issuers
+            .remove(0)
+    }
+
+    fn check(json: &str, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
+        check_claims(&Claims::parse(json.as_bytes())?, policy, now)
+    }
+
+    #[test]
+    fn time_rules_with_leeway() {
+        let p = policy("");
+        let now = 1_000_000;
+        assert_eq!(
+            check(r#"{"iss":"https://a","exp":1000100}"#, &p, now),
+            Ok(())
+        );
+        assert_eq!(
+            check(r#"{"iss":"https://a"}"#, &p, now),
+            Err(Reason::MissingExp)
+        );
+        assert_eq!(check(r#"{"exp":999980}"#, &p, now), Ok(()), "within leeway");
+        assert_eq!(
+            check(r#"{"exp":999970}"#, &p, now),
+            Err(Reason::Expired),
+            "exp + leeway == now is expired"
+        );
+        assert_eq!(check(r#"{"exp":1000100,"nbf":1000030}"#, &p, now), Ok(()));
+        assert_eq!(
+            check(r#"{"exp":1000100,"nbf":1000031}"#, &p, now),
+            Err(Reason::NotYetValid)
+        );
+        assert_eq!(
+            check(r#"{"exp":1000100,"iat":1000031}"#, &p, now),
+            Err(Reason::IssuedInFuture)
+        );
+        assert_eq!(
+            check(r#"{"exp":1000100.5,"iat":999999.5}"#, &p, now),
+            Ok(()),
+            "fractional dates"
+        );
+    }
+
+    #[test]
+    fn lifetime_is_capped() {
+        let p = policy("");
+        let now = 1_000_000;
+        assert_eq!(check(r#"{"exp":1003600,"iat":1000000}"#, &p, now), Ok(()));
+        assert_eq!(
+            check(r#"{"exp":1003601,"iat":1000000}"#, &p, now),
+            Err(Reason::LifetimeTooLong)
+        );
+        assert_eq!(
+            check(r#"{"exp":1003601}"#, &p, now),
+            Err(Reason::LifetimeTooLong),
+            "without iat: exp - now"
+        );
+        let uncapped = policy("max_lifetime_seconds = 0");
+        assert_eq!(check(r#"{"exp":9000000}"#, &uncapped, now), Ok(()));
+    }
+
+    #[test]
+    fn audience_and_required_claims() {
+        let p =
+            policy("audiences = [\"orders\", \"billing\"]\nrequired_claims = [\"exp\", \"sub\"]");
+        let now = 1_000_000;
+        assert_eq!(
+            check(r#"{"exp":1000100,"aud":"orders","sub":"u"}"#, &p, now),
+            Ok(())
+        );
+        assert_eq!(
+            check(
+                r#"{"exp":1000100,"aud":["x","billing"],"sub":"u"}"#,
+                &p,
+                now
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            check(r#"{"exp":1000100,"aud":"x","sub":"u"}"#, &p, now),
+            Err(Reason::AudienceMismatch)
+        );
+        assert_eq!(
+            check(r#"{"exp":1000100,"sub":"u"}"#, &p, now),
+            Err(Reason::AudienceMismatch)
+        );
+        assert_eq!(
+            check(r#"{"exp":1000100,"aud":"orders"}"#, &p, now),
+            Err(Reason::MissingRequiredClaim)
+        );
+    }
+
+    #[test]
+    fn typ_matching() {
+        let accepted = vec!["at+jwt".to_string(), "JWT".to_string()];
+        assert!(typ_accepted(Some("at+jwt"), &accepted));
+        assert!(typ_accepted(Some("application/AT+JWT"), &accepted));
+        assert!(typ_accepted(Some("jwt"), &accepted));
+        assert!(!typ_accepted(Some("id+jwt"), &accepted));
+        assert!(!typ_accepted(None, &accepted));
+        assert!(typ_accepted(None, &[]));
+        assert!(
+            !typ_accepted(Some("aaaaaaaaaaa\u{e9}"), &accepted),
+            "a multi-byte character across the prefix's end"
+        );
+        assert!(!typ_accepted(Some("applicatio\u{e9}at+jwt"), &accepted));
+    }
+}

@@ -140,7 +140,7 @@ pub async fn start_with(
             let grpc_tls = grpc_tls.clone();
             let handshake = move |tcp, peer| {
                 let tls = grpc_tls.clone();
-                async move { crate::tls::handshake(&tls, tcp, peer).await.map(|(s, _)| s) }
+                async move { crate::tls::handshake(&tls, tcp, peer).await }
             };
             let incoming =
                 serve::grpc_incoming(grpc_listener, connections, handshake, stop.child_token());
@@ -151,7 +151,7 @@ pub async fn start_with(
             });
         }
         None => {
-            let handshake = |tcp, _| async move { Some(tcp) };
+            let handshake = |tcp, _| async move { Some((tcp, crate::tls::PeerNames::default())) };
             let incoming =
                 serve::grpc_incoming(grpc_listener, connections, handshake, stop.child_token());
             tasks.spawn(async move {

@@ -171,20 +171,27 @@ pub struct Credentials<'a> {
 }
 
 impl<'a> Credentials<'a> {
-    /// From request headers and extensions (HTTP's [`PeerNames`](crate::tls::PeerNames)).
-    pub fn from_http(
-        headers: &'a axum::http::HeaderMap,
-        extensions: &'a axum::http::Extensions,
-    ) -> Credentials<'a> {
+    /// The `Authorization` header (or gRPC metadata) and the certificate's names.
+    pub fn new(headers: &'a axum::http::HeaderMap, cert_names: &'a [String]) -> Credentials<'a> {
         Credentials {
             authorization: headers
                 .get(axum::http::header::AUTHORIZATION)
                 .map(|v| v.to_str().unwrap_or("")),
-            cert_names: extensions
-                .get::<crate::tls::PeerNames>()
-                .map(|p| p.0.as_slice())
-                .unwrap_or_default(),
+            cert_names,
         }
+    }
+
+    /// From an HTTP request's headers and extensions (its connection's
+    /// [`PeerNames`](crate::tls::PeerNames)).
+    pub fn from_http(
+        headers: &'a axum::http::HeaderMap,
+        extensions: &'a axum::http::Extensions,
+    ) -> Credentials<'a> {
+        let cert_names = extensions
+            .get::<crate::tls::PeerNames>()
+            .map(|p| p.0.as_slice())
+            .unwrap_or_default();
+        Credentials::new(headers, cert_names)
     }
 }
 

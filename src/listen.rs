@@ -344,12 +344,3 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
-
-/// gRPC sees the socket's own address info, so tonic's `remote_addr()` and
-/// `peer_certs()` keep working through the wrapper.
-impl<IO: tonic::transport::server::Connected> tonic::transport::server::Connected for Guarded<IO> {
-    type ConnectInfo = IO::ConnectInfo;
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.io.connect_info()
-    }
-}

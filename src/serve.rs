@@ -159,22 +159,92 @@ pub fn grpc_incoming<IO, H, F>(
     connections: Arc<Connections>,
     handshake: H,
     shutdown: CancellationToken,
-) -> tokio_stream::wrappers::ReceiverStream<Result<IO, std::io::Error>>
+) -> tokio_stream::wrappers::ReceiverStream<Result<GrpcConnection<IO>, std::io::Error>>
 where
     IO: Send + 'static,
     H: Fn(Guarded<TcpStream>, SocketAddr) -> F + Send + 'static,
-    F: Future<Output = Option<IO>> + Send + 'static,
+    F: Future<Output = Option<(IO, PeerNames)>> + Send + 'static,
 {
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     tokio::spawn(async move {
-        while let Some((tcp, peer)) = connections.accept(&listener, &shutdown).await {
-            let (handshaking, tx) = (handshake(tcp, peer), tx.clone());
+        while let Some((tcp, addr)) = connections.accept(&listener, &shutdown).await {
+            let (handshaking, tx) = (handshake(tcp, addr), tx.clone());
             tokio::spawn(async move {
-                if let Some(stream) = handshaking.await {
-                    let _ = tx.send(Ok(stream)).await;
+                if let Some((io, names)) = handshaking.await {
+                    let peer = GrpcPeer { addr, names };
+                    let _ = tx.send(Ok(GrpcConnection { io, peer })).await;
                 }
             });
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+/// Who is on the other end of a gRPC connection, learnt once: its address
+/// when accepted, its client certificate's names after the handshake. tonic
+/// puts a clone in the extensions of every call on the connection, so no
+/// call parses the certificate again.
+#[derive(Clone, Debug)]
+pub struct GrpcPeer {
+    pub addr: SocketAddr,
+    pub names: PeerNames,
+}
+
+/// A gRPC connection with its [`GrpcPeer`].
+pub struct GrpcConnection<IO> {
+    io: IO,
+    peer: GrpcPeer,
+}
+
+impl<IO: Send + Sync + Unpin + 'static> tonic::transport::server::Connected for GrpcConnection<IO> {
+    type ConnectInfo = GrpcPeer;
+    fn connect_info(&self) -> GrpcPeer {
+        self.peer.clone()
+    }
+}
+
+impl<IO: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for GrpcConnection<IO> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for GrpcConnection<IO> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
 }

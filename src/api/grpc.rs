@@ -175,8 +175,9 @@ impl TokenService for TokenApi {
     ) -> Result<Response<pb::RevokeResponse>, Status> {
         let measured = Measured::start(&self.state.metrics, Api::Grpc);
         let from = request
-            .remote_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.to_string());
+            .extensions()
+            .get::<crate::serve::GrpcPeer>()
+            .map_or_else(|| "unknown".to_owned(), |peer| peer.addr.to_string());
         let result = async {
             let caller = request
                 .extensions()

@@ -15,13 +15,13 @@ use std::time::Instant;
 use tokio::sync::Semaphore;
 use tonic::Status;
 use tonic::server::NamedService;
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
 
 use super::errors::ApiError;
 use super::state::AppState;
 use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
 use crate::metrics::Api;
+use crate::serve::GrpcPeer;
 
 /// What the gate knows about each method: the permission and the body limit.
 struct Method {
@@ -69,21 +69,15 @@ impl<S> Gate<S> {
         }
     }
 
-    /// The caller of this call, from `authorization` or the client certificate.
+    /// The caller of this call, from `authorization` or the client
+    /// certificate (its names read once per connection, [`GrpcPeer`]).
     fn admit<B>(&self, request: &Request<B>, method: &Method) -> Result<Caller, ApiError> {
         let cert_names = request
             .extensions()
-            .get::<TlsConnectInfo<TcpConnectInfo>>()
-            .and_then(|info| info.peer_certs())
-            .and_then(|certs| certs.first().map(crate::tls::certificate_names))
+            .get::<GrpcPeer>()
+            .map(|peer| peer.names.0.as_slice())
             .unwrap_or_default();
-        let credentials = Credentials {
-            authorization: request
-                .headers()
-                .get("authorization")
-                .map(|v| v.to_str().unwrap_or("")),
-            cert_names: &cert_names,
-        };
+        let credentials = Credentials::new(request.headers(), cert_names);
         let admitted =
             self.state
                 .runtime()

@@ -1,27 +1,19 @@
-//! The embedded store: entries live in this process only (dev and tests).
-//! Writing an entry applies it to the local copy at once, so it is "stored"
-//! the moment `put` returns.
+//! The embedded store: entries live in this process only (dev and tests), so
+//! an entry is "stored" the moment `put` returns.
 
 use futures_util::future::BoxFuture;
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use super::{Entry, LocalCopy, Store, StoreError, StoreHealth};
+use super::{Entry, Store, StoreError, StoreHealth};
 
+#[derive(Default)]
 pub struct MemoryStore {
     /// Admin operations only (never the request path): a plain mutex is enough.
     entries: Mutex<BTreeMap<String, Entry>>,
-    copy: Arc<LocalCopy>,
 }
 
 impl MemoryStore {
-    pub fn new(copy: Arc<LocalCopy>) -> MemoryStore {
-        MemoryStore {
-            entries: Mutex::new(BTreeMap::new()),
-            copy,
-        }
-    }
-
     fn locked(&self) -> Result<std::sync::MutexGuard<'_, BTreeMap<String, Entry>>, StoreError> {
         self.entries
             .lock()
@@ -43,19 +35,12 @@ impl Store for MemoryStore {
                     (entry, true)
                 }
             };
-            self.copy.apply(&stored);
             Ok((stored, new))
         })
     }
 
     fn lift(&self, id: String) -> BoxFuture<'_, Result<Option<Entry>, StoreError>> {
-        Box::pin(async move {
-            let removed = self.locked()?.remove(&id);
-            if let Some(entry) = &removed {
-                self.copy.remove(entry);
-            }
-            Ok(removed)
-        })
+        Box::pin(async move { Ok(self.locked()?.remove(&id)) })
     }
 
     fn list(

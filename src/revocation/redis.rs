@@ -469,8 +469,6 @@ impl Store for RedisStore {
                 .await?;
             let stored: Entry = serde_json::from_str(&stored)
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-            // Seen here at once; the feed brings it to every other replica.
-            self.copy.apply(&stored);
             Ok((stored, new == 1))
         })
     }
@@ -492,11 +490,7 @@ impl Store for RedisStore {
                         .await
                 })
                 .await?;
-            let entry = lifted.and_then(|json| serde_json::from_str::<Entry>(&json).ok());
-            if let Some(entry) = &entry {
-                self.copy.remove(entry);
-            }
-            Ok(entry)
+            Ok(lifted.and_then(|json| serde_json::from_str::<Entry>(&json).ok()))
         })
     }
 

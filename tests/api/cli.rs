@@ -109,14 +109,27 @@ impl DevServer {
             ])
             .output()
             .unwrap();
-        String::from_utf8(out.stdout).unwrap()
+        let token = String::from_utf8(out.stdout).unwrap();
+        assert!(
+            out.status.success() && token.split('.').count() == 3,
+            "POST /dev/token: {:?} {token:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        token
     }
 
     fn active(&self, token: &str) -> bool {
         let (ok, out, err) = self.cli(&["introspect", token]);
         assert!(ok, "introspect failed: {err}");
         let v: Value = serde_json::from_str(&out).unwrap();
-        v["active"].as_bool().unwrap()
+        let active = v["active"].as_bool().unwrap();
+        if !active {
+            // Say why, so that a surprise is diagnosable from the test output.
+            let (_, why, _) = self.cli(&["explain", token]);
+            eprintln!("inactive: {why}");
+        }
+        active
     }
 
     fn stop(mut self) -> std::process::ExitStatus {

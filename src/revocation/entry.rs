@@ -1,0 +1,190 @@
+//! The revocation model every store shares: an [`Entry`] revokes one token
+//! (by `jti`, or by the SHA-256 of its signing input when it has none), every
+//! token of a subject issued at or before a time, or every token of an issuer
+//! issued at or before a time. Each entry expires when the last token it can
+//! cover has expired, and has an id derived from what it revokes, so the same
+//! entry has the same id everywhere.
+
+use serde::{Deserialize, Serialize};
+
+/// What an entry revokes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Jti,
+    Subject,
+    Issuer,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Jti => "jti",
+            Kind::Subject => "subject",
+            Kind::Issuer => "issuer",
+        }
+    }
+}
+
+/// One revocation, as stored, listed and shown (SPEC's admin API shape).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub id: String,
+    pub kind: Kind,
+    pub iss: String,
+    /// `Jti` entries: the token's `jti`, or `jws-sha256:<hex>` (the SHA-256 of
+    /// the signing input) of a token without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jti: Option<String>,
+    /// `Subject` entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// `Subject` and `Issuer` entries: tokens with `iat <= before` (or no `iat`) are revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<u64>,
+    /// Unix seconds after which no token the entry covers can still be valid.
+    pub expires_at: u64,
+    pub created_at: u64,
+    pub created_by: String,
+}
+
+/// Prefix of the `jti` stand-in for tokens without one: the SHA-256 of the
+/// JWS signing input (`header.payload`). Every valid encoding of one token
+/// shares it: base64url is strict, so only the signature can vary, and a
+/// second valid signature over the same input (ECDSA's `n − s`, a fresh ECDSA
+/// signature, a PSS salt) still names the same claims from the same key.
+pub const SIGNING_INPUT_PREFIX: &str = "jws-sha256:";
+
+/// The latest `expires_at` an entry carries: 9999-12-31T23:59:59Z. Later
+/// times (a token's `exp` of 1e300) are clamped to it, so that no arithmetic
+/// on them overflows and every store holds them exactly (in Redis, as
+/// milliseconds, well below 2^53).
+pub const MAX_EXPIRES_AT: u64 = 253_402_300_799;
+
+/// When an entry for a token with this `exp` may go: `exp` rounded up (a token
+/// with `exp` 1000.5 is active through second 1000) plus leeway, clamped.
+pub fn expiry_after(exp: f64, leeway: u64) -> u64 {
+    let exp = if exp.is_nan() { 0.0 } else { exp.ceil() };
+    // `as` saturates (negative to 0, huge to u64::MAX); the sum cannot wrap.
+    (exp as u64).saturating_add(leeway).min(MAX_EXPIRES_AT)
+}
+
+/// The stand-in written before 0.2: the SHA-256 of the whole token string,
+/// which a re-encoded signature escapes. Entries of that form are still
+/// honoured until they expire (they are no longer written).
+pub const LEGACY_TOKEN_HASH_PREFIX: &str = "sha256:";
+
+impl Entry {
+    fn new(
+        kind: Kind,
+        iss: &str,
+        jti: Option<String>,
+        sub: Option<String>,
+        before: Option<u64>,
+    ) -> Entry {
+        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in [
+            kind.as_str(),
+            iss,
+            jti.as_deref().unwrap_or(""),
+            sub.as_deref().unwrap_or(""),
+        ] {
+            digest.update(part.as_bytes());
+            digest.update(&[0]);
+        }
+        digest.update(&before.unwrap_or(0).to_be_bytes());
+        let prefix = match kind {
+            Kind::Jti => "jti_",
+            Kind::Subject => "sub_",
+            Kind::Issuer => "iss_",
+        };
+        let id = format!(
+            "{prefix}{}",
+            crate::mint::b64(&digest.finish().as_ref()[..16])
+        );
+        Entry {
+            id,
+            kind,
+            iss: iss.to_owned(),
+            jti,
+            sub,
+            before,
+            expires_at: 0,
+            created_at: 0,
+            created_by: String::new(),
+        }
+    }
+
+    /// Revokes one token by its `jti`.
+    pub fn jti(iss: &str, jti: &str) -> Entry {
+        Entry::new(Kind::Jti, iss, Some(jti.to_owned()), None, None)
+    }
+
+    /// Revokes a token without `jti` by the SHA-256 of its signing input.
+    pub fn signing_input(iss: &str, signing_input_sha256: &[u8; 32]) -> Entry {
+        Entry::jti(
+            iss,
+            &format!(
+                "{SIGNING_INPUT_PREFIX}{}",
+                hex::encode(signing_input_sha256)
+            ),
+        )
+    }
+
+    /// Revokes every token of `sub` at `iss` issued at or before `before`.
+    pub fn subject(iss: &str, sub: &str, before: u64) -> Entry {
+        Entry::new(Kind::Subject, iss, None, Some(sub.to_owned()), Some(before))
+    }
+
+    /// Revokes every token of `iss` issued at or before `before`.
+    pub fn issuer(iss: &str, before: u64) -> Entry {
+        Entry::new(Kind::Issuer, iss, None, None, Some(before))
+    }
+
+    /// Sets the times; `expires_at` is clamped to [`MAX_EXPIRES_AT`].
+    pub fn with_times(mut self, expires_at: u64, created_at: u64, created_by: &str) -> Entry {
+        self.expires_at = expires_at.min(MAX_EXPIRES_AT);
+        self.created_at = created_at;
+        self.created_by = created_by.to_owned();
+        self
+    }
+
+    /// Whether the id matches the content (ids travel through stores and APIs).
+    pub fn id_is_consistent(&self) -> bool {
+        Entry::new(
+            self.kind,
+            &self.iss,
+            self.jti.clone(),
+            self.sub.clone(),
+            self.before,
+        )
+        .id == self.id
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_deterministic_url_safe_and_distinct() {
+        let a = Entry::jti("https://a", "t1");
+        assert_eq!(a.id, Entry::jti("https://a", "t1").id);
+        assert_ne!(a.id, Entry::jti("https://b", "t1").id);
+        assert_ne!(a.id, Entry::subject("https://a", "t1", 0).id);
+        assert_ne!(
+            Entry::subject("https://a", "u", 1).id,
+            Entry::subject("https://a", "u", 2).id
+        );
+        assert!(
+            a.id.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'),
+            "{}",
+            a.id
+        );
+        assert!(a.id_is_consistent());
+        let mut forged = a.clone();
+        forged.jti = Some("other".into());
+        assert!(!forged.id_is_consistent());
+    }
+}

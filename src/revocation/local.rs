@@ -1,0 +1,333 @@
+//! The copy of the revocation list every replica checks on the request path:
+//! sharded maps keyed by 128-bit fingerprints — no network, no global lock,
+//! no allocation — swapped whole on a full resync.
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+
+use super::entry::{Entry, Kind, LEGACY_TOKEN_HASH_PREFIX, SIGNING_INPUT_PREFIX};
+use crate::token::WholeToken;
+
+/// The `jti` side of a token, as the local copy looks it up.
+#[derive(Clone, Copy, Debug)]
+pub enum TokenId<'a> {
+    Jti(&'a str),
+    /// A token without `jti`: the SHA-256 of its signing input, and of the
+    /// whole token for [`LEGACY_TOKEN_HASH_PREFIX`] entries (computed only
+    /// while the copy holds any).
+    SigningInput {
+        signing_input: &'a [u8; 32],
+        token: &'a WholeToken<'a>,
+    },
+}
+
+/// Fixed-key SipHash so that fingerprints are the same in every process
+/// (tests and replicas compare them); they are never exposed.
+#[derive(Clone, Copy, Default)]
+struct Fingerprinter;
+
+impl BuildHasher for Fingerprinter {
+    type Hasher = std::hash::DefaultHasher;
+    fn build_hasher(&self) -> Self::Hasher {
+        std::hash::DefaultHasher::new()
+    }
+}
+
+/// A 128-bit fingerprint of `(kind, iss, value)` from two independent 64-bit hashes.
+fn fingerprint(kind: Kind, iss: &str, value: &[&[u8]]) -> u128 {
+    let half = |salt: u8| {
+        let mut h = Fingerprinter.build_hasher();
+        h.write(&[salt, kind as u8]);
+        h.write(iss.as_bytes());
+        h.write(&[0xff]); // never part of UTF-8: separates iss from value
+        for part in value {
+            h.write(part);
+        }
+        h.finish()
+    };
+    (u128::from(half(1)) << 64) | u128::from(half(2))
+}
+
+fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 64];
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[usize::from(b >> 4)];
+        out[2 * i + 1] = DIGITS[usize::from(b & 0xf)];
+    }
+    out
+}
+
+/// A subject- or issuer-wide entry in the local copy.
+#[derive(Clone, Copy, Debug)]
+struct Bulk {
+    before: u64,
+    expires_at: u64,
+}
+
+/// The maps behind a [`LocalCopy`]; a full resync builds a new set and swaps it in.
+#[derive(Default)]
+struct Maps {
+    /// fingerprint(Jti, iss, jti) → expires_at
+    jti: DashMap<u128, u64, Fingerprinter>,
+    /// fingerprint(Subject, iss, sub) or fingerprint(Issuer, iss) → entries
+    bulk: DashMap<u128, Vec<Bulk>, Fingerprinter>,
+    /// Whether any entry of the legacy whole-token-hash form was applied.
+    legacy_hashes: std::sync::atomic::AtomicBool,
+}
+
+/// Every replica's in-process copy of the revocation list: sharded maps (no
+/// global lock) behind an `ArcSwap`, so a full resync replaces them whole and
+/// no reader ever sees a half-loaded copy.
+pub struct LocalCopy {
+    maps: ArcSwap<Maps>,
+}
+
+impl Default for LocalCopy {
+    fn default() -> Self {
+        LocalCopy {
+            maps: ArcSwap::from_pointee(Maps::default()),
+        }
+    }
+}
+
+fn key_of(entry: &Entry) -> u128 {
+    match entry.kind {
+        Kind::Jti => fingerprint(
+            Kind::Jti,
+            &entry.iss,
+            &[entry.jti.as_deref().unwrap_or("").as_bytes()],
+        ),
+        Kind::Subject => fingerprint(
+            Kind::Subject,
+            &entry.iss,
+            &[entry.sub.as_deref().unwrap_or("").as_bytes()],
+        ),
+        Kind::Issuer => fingerprint(Kind::Issuer, &entry.iss, &[]),
+    }
+}
+
+impl Maps {
+    fn apply(&self, entry: &Entry) {
+        let key = key_of(entry);
+        match entry.kind {
+            Kind::Jti => {
+                if entry
+                    .jti
+                    .as_deref()
+                    .is_some_and(|j| j.starts_with(LEGACY_TOKEN_HASH_PREFIX))
+                {
+                    self.legacy_hashes
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                let mut slot = self.jti.entry(key).or_insert(0);
+                *slot = (*slot).max(entry.expires_at);
+            }
+            Kind::Subject | Kind::Issuer => {
+                let before = entry.before.unwrap_or(0);
+                let mut list = self.bulk.entry(key).or_default();
+                match list.iter_mut().find(|b| b.before == before) {
+                    Some(b) => b.expires_at = b.expires_at.max(entry.expires_at),
+                    None => list.push(Bulk {
+                        before,
+                        expires_at: entry.expires_at,
+                    }),
+                }
+            }
+        }
+    }
+}
+
+impl LocalCopy {
+    /// Adds (or extends) an entry.
+    pub fn apply(&self, entry: &Entry) {
+        self.maps.load().apply(entry);
+    }
+
+    /// Replaces the whole copy with these entries, atomically for readers.
+    pub fn replace_all<'a>(&self, entries: impl IntoIterator<Item = &'a Entry>) {
+        let maps = Maps::default();
+        for entry in entries {
+            maps.apply(entry);
+        }
+        self.maps.store(Arc::new(maps));
+    }
+
+    /// Removes an entry (a lift).
+    pub fn remove(&self, entry: &Entry) {
+        let key = key_of(entry);
+        let maps = self.maps.load();
+        match entry.kind {
+            Kind::Jti => {
+                maps.jti.remove(&key);
+            }
+            Kind::Subject | Kind::Issuer => {
+                let before = entry.before.unwrap_or(0);
+                maps.bulk.remove_if_mut(&key, |_, list| {
+                    list.retain(|b| b.before != before);
+                    list.is_empty()
+                });
+            }
+        }
+    }
+
+    /// Whether a token is covered by an unexpired entry.
+    pub fn is_revoked(
+        &self,
+        iss: &str,
+        id: TokenId<'_>,
+        sub: Option<&str>,
+        iat: Option<f64>,
+        now: u64,
+    ) -> bool {
+        let maps = self.maps.load();
+        let revoked = |key: u128| maps.jti.get(&key).is_some_and(|exp| *exp > now);
+        let jti_key = match id {
+            TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
+            TokenId::SigningInput { signing_input, .. } => fingerprint(
+                Kind::Jti,
+                iss,
+                &[SIGNING_INPUT_PREFIX.as_bytes(), &hex_lower(signing_input)],
+            ),
+        };
+        if revoked(jti_key) {
+            return true;
+        }
+        if let TokenId::SigningInput { token, .. } = id
+            && maps
+                .legacy_hashes
+                .load(std::sync::atomic::Ordering::Relaxed)
+        {
+            let legacy = [
+                LEGACY_TOKEN_HASH_PREFIX.as_bytes(),
+                &hex_lower(&token.digest().0),
+            ];
+            if revoked(fingerprint(Kind::Jti, iss, &legacy)) {
+                return true;
+            }
+        }
+        if maps.bulk.is_empty() {
+            return false;
+        }
+        let covered = |key: u128| {
+            maps.bulk.get(&key).is_some_and(|list| {
+                list.iter()
+                    .any(|b| b.expires_at > now && iat.is_none_or(|iat| iat <= b.before as f64))
+            })
+        };
+        covered(fingerprint(Kind::Issuer, iss, &[]))
+            || sub.is_some_and(|s| covered(fingerprint(Kind::Subject, iss, &[s.as_bytes()])))
+    }
+
+    /// Drops expired entries.
+    pub fn sweep(&self, now: u64) {
+        let maps = self.maps.load();
+        maps.jti.retain(|_, exp| *exp > now);
+        maps.bulk.retain(|_, list| {
+            list.retain(|b| b.expires_at > now);
+            !list.is_empty()
+        });
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        let maps = self.maps.load();
+        maps.jti.len() + maps.bulk.iter().map(|l| l.len()).sum::<usize>()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::Entry;
+
+    #[test]
+    fn each_kind_covers_what_it_should() {
+        let copy = LocalCopy::default();
+        let now = 1000;
+        copy.apply(&Entry::jti("i", "j1").with_times(2000, now, "t"));
+        copy.apply(&Entry::subject("i", "alice", 900).with_times(2000, now, "t"));
+        copy.apply(&Entry::issuer("k", 500).with_times(2000, now, "t"));
+        let check = |iss, jti, sub, iat| copy.is_revoked(iss, TokenId::Jti(jti), sub, iat, now);
+        assert!(check("i", "j1", None, Some(1.0)));
+        assert!(!check("other", "j1", None, Some(1.0)), "jti is per issuer");
+        assert!(
+            check("i", "x", Some("alice"), Some(900.0)),
+            "iat == before is covered"
+        );
+        assert!(!check("i", "x", Some("alice"), Some(901.0)), "issued after");
+        assert!(
+            check("i", "x", Some("alice"), None),
+            "no iat counts as covered"
+        );
+        assert!(!check("i", "x", Some("bob"), Some(1.0)));
+        assert!(check("k", "x", Some("anyone"), Some(500.0)));
+        assert!(!check("k", "x", Some("anyone"), Some(501.0)));
+        // expiry
+        assert!(!copy.is_revoked("i", TokenId::Jti("j1"), None, None, 2000));
+        copy.sweep(2000);
+        assert!(copy.is_empty());
+    }
+
+    #[test]
+    fn tokens_without_jti_are_revoked_by_signing_input() {
+        let copy = LocalCopy::default();
+        let input = crate::token::sha256(b"a.b");
+        copy.apply(&Entry::signing_input("i", &input).with_times(2000, 0, "t"));
+        let (first, second) = (
+            WholeToken::new("a.b.c"),
+            WholeToken::new("a.b.other-signature"),
+        );
+        let id = |signing_input, token| TokenId::SigningInput {
+            signing_input,
+            token,
+        };
+        assert!(copy.is_revoked("i", id(&input, &first), None, None, 1));
+        assert!(
+            copy.is_revoked("i", id(&input, &second), None, None, 1),
+            "any signature over the same input"
+        );
+        let other = crate::token::sha256(b"a.x");
+        let third = WholeToken::new("a.x.c");
+        assert!(!copy.is_revoked("i", id(&other, &third), None, None, 1));
+    }
+
+    #[test]
+    fn legacy_whole_token_hashes_still_revoke() {
+        let copy = LocalCopy::default();
+        let token = "a.b.c";
+        let legacy = format!(
+            "{LEGACY_TOKEN_HASH_PREFIX}{}",
+            hex::encode(crate::token::sha256(token.as_bytes()))
+        );
+        let input = crate::token::sha256(b"a.b");
+        let whole = WholeToken::new(token);
+        let id = TokenId::SigningInput {
+            signing_input: &input,
+            token: &whole,
+        };
+        assert!(!copy.is_revoked("i", id, None, None, 1));
+        copy.apply(&Entry::jti("i", &legacy).with_times(2000, 0, "t"));
+        assert!(copy.is_revoked("i", id, None, None, 1));
+    }
+
+    #[test]
+    fn lifting_removes_only_that_entry() {
+        let copy = LocalCopy::default();
+        let a = Entry::subject("i", "alice", 100).with_times(2000, 0, "t");
+        let b = Entry::subject("i", "alice", 200).with_times(2000, 0, "t");
+        copy.apply(&a);
+        copy.apply(&b);
+        copy.remove(&b);
+        assert!(copy.is_revoked("i", TokenId::Jti("x"), Some("alice"), Some(100.0), 1));
+        assert!(!copy.is_revoked("i", TokenId::Jti("x"), Some("alice"), Some(150.0), 1));
+        copy.remove(&a);
+        assert!(copy.is_empty());
+    }
+}

@@ -199,31 +199,71 @@ fn list<T: DeserializeOwned>(
 }
 
 /// Deserializes `value`, turning serde's message into `path: problem`.
+/// serde stops at a table's first problem; to report the others too, the
+/// offending key is taken out and the table read again (a bounded number of
+/// times). The item is `None` if anything was wrong with it.
 fn read<T: DeserializeOwned>(value: toml::Value, at: &str, errors: &mut Vec<String>) -> Option<T> {
-    match serde_path_to_error::deserialize(value) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let inner = e.inner().to_string();
-            // toml appends "in `key`"; the path says it better.
-            let inner = inner.split("\nin `").next().unwrap_or("").trim();
-            let mut path = at.to_owned();
-            let within = e.path().to_string();
-            if within != "." {
-                path = format!("{path}.{within}");
+    let mut value = value;
+    let mut removed: Vec<String> = Vec::new();
+    loop {
+        let e = match serde_path_to_error::deserialize(value.clone()) {
+            Ok(t) => return removed.is_empty().then_some(t),
+            Err(e) => e,
+        };
+        let inner = e.inner().to_string();
+        // toml appends "in `key`"; the path says it better.
+        let inner = inner.split("\nin `").next().unwrap_or("").trim();
+        let mut path = at.to_owned();
+        let within = e.path().to_string();
+        if within != "." {
+            path = format!("{path}.{within}");
+        }
+        if let Some(field) = backticked(inner, "missing field `") {
+            // A key taken out below was present, only wrong: said already.
+            let key = if within == "." { field.to_owned() } else { format!("{within}.{field}") };
+            if !removed.contains(&key) {
+                errors.push(format!("{path}.{field}: missing"));
             }
-            let message = if let Some(field) = backticked(inner, "missing field `") {
-                format!("{path}.{field}: missing")
-            } else if inner.starts_with("unknown field `") {
-                // The path already ends at the unknown key.
-                let expected = inner.split_once(", expected ").map_or("", |(_, e)| e);
-                format!("{path}: unknown key (expected {expected})")
-            } else {
-                format!("{path}: {inner}")
-            };
-            errors.push(message);
-            None
+            return None;
+        }
+        errors.push(if inner.starts_with("unknown field `") {
+            // The path already ends at the unknown key.
+            let expected = inner.split_once(", expected ").map_or("", |(_, e)| e);
+            format!("{path}: unknown key (expected {expected})")
+        } else {
+            format!("{path}: {inner}")
+        });
+        if removed.len() >= 16 || !remove_at(&mut value, e.path()) {
+            return None;
+        }
+        removed.push(within);
+    }
+}
+
+/// Takes out the key a serde path ends at (for a path into an array, the
+/// array's own key, so no later index shifts). False if there is none.
+fn remove_at(value: &mut toml::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let keys: Vec<&str> = path
+        .iter()
+        .map_while(|segment| match segment {
+            Segment::Map { key } => Some(key.as_str()),
+            _ => None,
+        })
+        .collect();
+    let Some((last, parents)) = keys.split_last() else {
+        return false;
+    };
+    let mut table = value;
+    for key in parents {
+        match table.get_mut(*key) {
+            Some(inner) => table = inner,
+            None => return false,
         }
     }
+    table
+        .as_table_mut()
+        .is_some_and(|t| t.remove(*last).is_some())
 }
 
 /// The name in "`prefix`name` …" messages.
@@ -361,6 +401,8 @@ jwks_uri = "https://a/keys"
 [[issuers]]
 name = "b"
 jwks_uri = "https://b/keys"
+leeway_seconds = "x"
+unknown = 1
 [[issuers]]
 name = "c"
 issuer = "https://c"
@@ -385,6 +427,8 @@ colour = "blue"
         let expect = [
             "server.max_batch: invalid type: string \"many\"",
             "issuers[1].issuer: missing",
+            "issuers[1].leeway_seconds: invalid type: string \"x\"",
+            "issuers[1].unknown: unknown key",
             "issuers[2].leeway_seconds: invalid value: integer `-1`",
             "issuers[3]: more than one key source",
             "revocation.backend: unknown variant `postgres`, expected `memory` or `redis`",

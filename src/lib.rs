@@ -6,17 +6,21 @@
 //! - [`api`]: HTTP, gRPC and Envoy fronts — caller authentication (for gRPC
 //!   before the body is read), request parsing, response shaping. No
 //!   verification logic lives there.
+//! - [`request`]: the request context every front builds ([`request::Presented`])
+//!   and the normal form routes match it in.
 //! - [`runtime`]: the configuration snapshot a request loads once.
-//! - [`token`]: the one entry point, [`token::Verifier::check`], given a
-//!   [`token::Presented`] (the request context): size cap, strict
-//!   base64url and JSON ([`token::parse`]), issuer by exact `iss`, algorithm
-//!   allowlist and `typ`, then the signature and the claim rules ([`token::claims`]).
+//! - [`verify`]: the one entry point, [`verify::Verifier::check`]: size cap,
+//!   cached-or-verified (issuer by exact `iss`, algorithm allowlist and `typ`,
+//!   signature, the claim rules of [`verify::check_claims`]), then revocation.
+//! - [`token`]: what a token is — the strict parse ([`token::parse`]), the
+//!   claims read once ([`token::claims`]), the reasons a token is refused.
 //! - [`authz`]: edge authorization after the verdict — the route a request
 //!   falls under (normalized method, host, path), its scope and claim
 //!   requirements, the token sources of `/auth` and Envoy `Check`.
 //! - [`assertion`]: what upstreams are told — the identity headers and the
 //!   signed identity assertion, kept with the verified token.
-//! - [`cache`]: verified tokens by SHA-256; a hit still checks expiry, key and revocation.
+//! - [`cache`]: what was learnt about a token, by its SHA-256; a verified
+//!   token's hit still checks expiry, key and revocation.
 //! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
 //!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), key sources
 //!   ([`keys::source`]), the refresher.
@@ -25,11 +29,16 @@
 //! - [`metrics`]: metric names, buckets and pre-registered handles.
 //! - [`config`]: TOML + environment overlay, one file per section, validated
 //!   with key paths.
-//! - [`clock`]: the injectable now, below every layer that asks for it.
+//! - [`headers`] and [`clock`]: names and the injectable now, below every
+//!   layer that uses them.
 //! - [`app`]: builds the shared state, starts listeners and background tasks,
 //!   shuts down gracefully.
 //! - [`dev`]: `serve --dev`, the self-contained development setup.
-//! - [`mint`]: signs tokens (tests, benches, the load generator and dev mode).
+//! - [`mint`]: signs tokens (tokend's own assertion key; tests, benches, the
+//!   load generator and dev mode).
+//!
+//! No module imports from one above it in this list's layering
+//! (`python3 .ci/module_graph.py --check`).
 
 pub mod api;
 pub mod app;

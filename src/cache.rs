@@ -1,4 +1,5 @@
-//! Step 3 of the token path: the verified-token cache, a bounded map from a
+//! After step 1 of the token path: the verified-token cache (a hit skips to
+//! step 7, once its expiry and key are checked), a bounded map from a
 //! token's SHA-256 to what was learnt about it (a verified JWS today; the
 //! answer of an upstream introspection can be kept the same way).
 //!

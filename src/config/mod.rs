@@ -220,7 +220,11 @@ fn read<T: DeserializeOwned>(value: toml::Value, at: &str, errors: &mut Vec<Stri
         }
         if let Some(field) = backticked(inner, "missing field `") {
             // A key taken out below was present, only wrong: said already.
-            let key = if within == "." { field.to_owned() } else { format!("{within}.{field}") };
+            let key = if within == "." {
+                field.to_owned()
+            } else {
+                format!("{within}.{field}")
+            };
             if !removed.contains(&key) {
                 errors.push(format!("{path}.{field}: missing"));
             }

@@ -1,4 +1,4 @@
-//! Step 4 of the token path: an issuer's keys, kept fresh in the background.
+//! Step 4 of the token path (README, "How a token is checked"): an issuer's keys, kept fresh in the background.
 //!
 //! Each issuer has one [`IssuerKeys`]: an `ArcSwap<KeySet>` that readers load
 //! without locking, and one refresher task that builds the next set and swaps

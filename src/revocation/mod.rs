@@ -1,4 +1,4 @@
-//! Step 6 of the token path: is the token revoked?
+//! Step 7 of the token path (README, "How a token is checked"): is the token revoked?
 //!
 //! The model every store shares is the [`Entry`] ([`entry`]).
 //!

@@ -1,5 +1,6 @@
-//! Step 5b of the token path: the claims, parsed once and checked against the
-//! issuer's policy (RFC 7519 §4.1, RFC 8725 §3.8–3.11, RFC 9068).
+//! Step 2 of the token path (README, "How a token is checked"): the claims,
+//! read once in one strict pass and kept compact; [`crate::verify::check_claims`]
+//! applies an issuer's rules to them (step 6).
 
 use serde_json::{Map, Value};
 

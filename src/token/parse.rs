@@ -1,4 +1,4 @@
-//! Step 1–2 of the token path: compact JWS → header, payload bytes, signature.
+//! Steps 1–2 of the token path (README, "How a token is checked"): compact JWS → header, payload bytes, signature.
 //!
 //! Everything here is strict: unpadded base64url with canonical trailing bits
 //! only, JSON objects in which no member appears twice (serde_json silently

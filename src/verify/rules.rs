@@ -1,4 +1,4 @@
-//! Step 5b of the token path: the claim rules of one issuer's policy
+//! Step 6 of the token path: the claim rules of one issuer's policy
 //! (RFC 7519 §4.1, RFC 8725 §3.8–3.11, RFC 9068), applied to claims read once
 //! by [`crate::token::claims`].
 

@@ -107,6 +107,29 @@ impl Assertions {
     }
 }
 
+impl Assertions {
+    /// An RFC 9701 answer: the RFC 7662 object `answer` as the
+    /// `token_introspection` claim of a JWT (`typ: token-introspection+jwt`)
+    /// signed with the assertion key, for the caller `audience`. `None` while
+    /// `[assertion]` is off.
+    pub fn introspection_jwt(&self, audience: &str, answer: &[u8], now: u64) -> Option<String> {
+        let signing = self.signing.as_ref()?;
+        let key = &signing.key;
+        let header =
+            json!({"alg": key.alg().name(), "kid": key.kid(), "typ": "token-introspection+jwt"});
+        // `answer` is already a JSON object: spliced in, not parsed again.
+        let answer = std::str::from_utf8(answer).ok()?;
+        let payload = format!(
+            r#"{{"iss":{},"aud":{},"iat":{now},"token_introspection":{answer}}}"#,
+            json!(self.config.issuer),
+            json!(audience),
+        );
+        let input = format!("{}.{}", b64(header.to_string()), b64(payload));
+        let signature = key.sign(input.as_bytes());
+        Some(format!("{input}.{}", b64(signature)))
+    }
+}
+
 /// Every upstream header empty: a public route's request carries no identity,
 /// and none the client made up.
 pub fn nobody(header: &HeaderName) -> HeaderMap {

@@ -15,7 +15,6 @@
 
 use dashmap::DashMap;
 use dashmap::try_result::TryResult;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::token::TokenDigest;
@@ -47,7 +46,7 @@ type Index = std::hash::BuildHasherDefault<IndexHasher>;
 struct Cached<T> {
     /// The second half of the SHA-256 (the index is the first).
     tail: [u8; 16],
-    value: Arc<T>,
+    value: T,
     /// Unix seconds after which the token is expired even with leeway.
     expires_at: f64,
 }
@@ -58,9 +57,34 @@ pub struct TokenCache<T> {
     last_prune: AtomicU64,
     /// Entries in `map`, kept beside it.
     count: AtomicUsize,
-    hits: metrics::Counter,
-    misses: metrics::Counter,
-    size: metrics::Gauge,
+    metrics: CacheMetrics,
+}
+
+/// A cache's hit and miss counters and its size gauge.
+pub struct CacheMetrics {
+    pub hits: metrics::Counter,
+    pub misses: metrics::Counter,
+    pub size: metrics::Gauge,
+}
+
+impl CacheMetrics {
+    /// The verified-token cache's.
+    pub fn verified_tokens() -> CacheMetrics {
+        CacheMetrics {
+            hits: metrics::counter!(crate::metrics::CACHE_HITS),
+            misses: metrics::counter!(crate::metrics::CACHE_MISSES),
+            size: metrics::gauge!(crate::metrics::CACHE_ENTRIES),
+        }
+    }
+
+    /// The introspection cache's (opaque tokens).
+    pub fn introspected_tokens() -> CacheMetrics {
+        CacheMetrics {
+            hits: metrics::counter!(crate::metrics::UPSTREAM_CACHE_HITS),
+            misses: metrics::counter!(crate::metrics::UPSTREAM_CACHE_MISSES),
+            size: metrics::gauge!(crate::metrics::UPSTREAM_CACHE_ENTRIES),
+        }
+    }
 }
 
 /// The SHA-256's first half, the map's index.
@@ -77,21 +101,19 @@ fn tail(TokenDigest(hash): &TokenDigest) -> [u8; 16] {
     second
 }
 
-impl<T> TokenCache<T> {
-    pub fn new(max_entries: usize) -> TokenCache<T> {
+impl<T: Clone> TokenCache<T> {
+    pub fn new(max_entries: usize, metrics: CacheMetrics) -> TokenCache<T> {
         TokenCache {
             map: DashMap::default(),
             max_entries,
             last_prune: AtomicU64::new(0),
             count: AtomicUsize::new(0),
-            hits: metrics::counter!(crate::metrics::CACHE_HITS),
-            misses: metrics::counter!(crate::metrics::CACHE_MISSES),
-            size: metrics::gauge!(crate::metrics::CACHE_ENTRIES),
+            metrics,
         }
     }
 
     /// What is cached for this SHA-256, if not expired at `now`.
-    pub fn get(&self, hash: &TokenDigest, now: u64) -> Option<Arc<T>> {
+    pub fn get(&self, hash: &TokenDigest, now: u64) -> Option<T> {
         let found = match self.map.try_get(&index(hash)) {
             TryResult::Present(entry)
                 if entry.tail == tail(hash) && (now as f64) < entry.expires_at =>
@@ -101,14 +123,14 @@ impl<T> TokenCache<T> {
             _ => None,
         };
         match &found {
-            Some(_) => self.hits.increment(1),
-            None => self.misses.increment(1),
+            Some(_) => self.metrics.hits.increment(1),
+            None => self.metrics.misses.increment(1),
         }
         found
     }
 
     /// Caches `value` until `expires_at` (for a verified token: its `exp` plus leeway).
-    pub fn insert(&self, hash: TokenDigest, value: Arc<T>, expires_at: f64, now: u64) {
+    pub fn insert(&self, hash: TokenDigest, value: T, expires_at: f64, now: u64) {
         // A counter, not `DashMap::len()`, which locks every shard.
         if self.count.load(Ordering::Relaxed) >= self.max_entries {
             self.prune(now);
@@ -126,7 +148,7 @@ impl<T> TokenCache<T> {
         );
         if replaced.is_none() {
             let n = self.count.fetch_add(1, Ordering::Relaxed) + 1;
-            self.size.set(n as f64);
+            self.metrics.size.set(n as f64);
         }
     }
 
@@ -138,7 +160,7 @@ impl<T> TokenCache<T> {
             .is_some()
         {
             let n = self.count.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
-            self.size.set(n as f64);
+            self.metrics.size.set(n as f64);
         }
     }
 
@@ -157,7 +179,7 @@ impl<T> TokenCache<T> {
         // Pruning is rare (at most once a second, only when full): recount.
         let n = self.map.len();
         self.count.store(n, Ordering::Relaxed);
-        self.size.set(n as f64);
+        self.metrics.size.set(n as f64);
     }
 
     pub fn len(&self) -> usize {
@@ -173,13 +195,17 @@ impl<T> TokenCache<T> {
 mod tests {
     use super::*;
 
-    fn value(sub: &str) -> Arc<String> {
-        Arc::new(sub.to_owned())
+    fn value(sub: &str) -> String {
+        sub.to_owned()
+    }
+
+    fn cache(max_entries: usize) -> TokenCache<String> {
+        TokenCache::new(max_entries, CacheMetrics::verified_tokens())
     }
 
     #[test]
     fn an_index_collision_never_returns_another_tokens_claims() {
-        let cache = TokenCache::new(10);
+        let cache = cache(10);
         let a = TokenDigest([7u8; 32]);
         let mut b = a;
         b.0[31] = 8; // same first 16 bytes: same index, different token
@@ -192,7 +218,7 @@ mod tests {
 
     #[test]
     fn entries_end_with_the_token_and_the_cache_stays_bounded() {
-        let cache = TokenCache::new(3);
+        let cache = cache(3);
         cache.insert(TokenDigest([1; 32]), value("a"), 1500.0, 1000);
         assert!(cache.get(&TokenDigest([1; 32]), 1499).is_some());
         assert!(

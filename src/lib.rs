@@ -60,4 +60,5 @@ mod runtime;
 pub mod serve;
 pub mod tls;
 pub mod token;
+pub mod upstream;
 pub mod verify;

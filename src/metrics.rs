@@ -31,6 +31,11 @@ pub const CACHE_ENTRIES: &str = "tokend_cache_entries";
 pub const AUTHZ_DECISIONS: &str = "tokend_authz_decisions_total";
 pub const REVOCATION_FEED_LAG: &str = "tokend_revocation_feed_lag_seconds";
 pub const REVOCATION_RESYNCS: &str = "tokend_revocation_resyncs_total";
+pub const UPSTREAM_INTROSPECTION: &str = "tokend_upstream_introspection_total";
+pub const UPSTREAM_REVOCATIONS: &str = "tokend_upstream_revocations_total";
+pub const UPSTREAM_CACHE_HITS: &str = "tokend_upstream_cache_hits_total";
+pub const UPSTREAM_CACHE_MISSES: &str = "tokend_upstream_cache_misses_total";
+pub const UPSTREAM_CACHE_ENTRIES: &str = "tokend_upstream_cache_entries";
 
 /// Buckets from 5 µs to 1 s: verification is microseconds, a refresh-wait is up to 500 ms.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -140,6 +145,26 @@ fn describe() {
         "Cache lookups without a usable entry (the token was verified in full)."
     );
     describe_gauge!(CACHE_ENTRIES, "Tokens in the verified-token cache.");
+    describe_counter!(
+        UPSTREAM_INTROSPECTION,
+        "Calls to an issuer's introspection endpoint for opaque tokens, by issuer and result (active, inactive, other_issuer, timeout, unavailable, bad_status, bad_answer)."
+    );
+    describe_counter!(
+        UPSTREAM_REVOCATIONS,
+        "Revocations of opaque tokens forwarded to the issuer's revocation endpoint, by issuer and result (ok, error)."
+    );
+    describe_counter!(
+        UPSTREAM_CACHE_HITS,
+        "Opaque tokens answered from the introspection cache."
+    );
+    describe_counter!(
+        UPSTREAM_CACHE_MISSES,
+        "Opaque tokens not in the introspection cache (asked upstream, or joined a call under way)."
+    );
+    describe_gauge!(
+        UPSTREAM_CACHE_ENTRIES,
+        "Answers (active and inactive) in the introspection cache."
+    );
 }
 
 /// The API a request came through (label `api`).

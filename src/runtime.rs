@@ -38,6 +38,8 @@ pub enum BuildError {
     Issuer(String, RefreshError),
     #[error("{0}")]
     Assertion(String),
+    #[error("introspection client: {0}")]
+    Introspection(String),
 }
 
 impl Runtime {
@@ -75,6 +77,9 @@ impl Runtime {
         if config.cache.enabled {
             verifier = verifier.with_cache(config.cache.max_entries);
         }
+        let verifier = verifier
+            .with_introspection(config.cache.max_entries)
+            .map_err(|e| BuildError::Introspection(e.to_string()))?;
         let clients = Clients::new(&config.clients);
         let policy = Policy::new(&config, |name| {
             issuers.iter().find(|i| i.config.name == name).map(|i| i.id)

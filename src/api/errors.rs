@@ -16,6 +16,8 @@ pub enum ApiError {
     InvalidRequest(String),
     /// A dependency (the revocation store, an IdP) cannot take the request now.
     Unavailable(String),
+    /// The answer asked for (`Accept`) cannot be given.
+    NotAcceptable(&'static str),
     NotFound,
 }
 
@@ -26,6 +28,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::InvalidRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
             ApiError::NotFound => StatusCode::NOT_FOUND,
         }
     }
@@ -35,7 +38,7 @@ impl ApiError {
         match self {
             ApiError::InvalidClient => "invalid_client",
             ApiError::Forbidden(_) => "insufficient_scope",
-            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::InvalidRequest(_) | ApiError::NotAcceptable(_) => "invalid_request",
             ApiError::Unavailable(_) => "temporarily_unavailable",
             ApiError::NotFound => "not_found",
         }
@@ -46,6 +49,7 @@ impl ApiError {
             ApiError::InvalidClient => "caller authentication failed".into(),
             ApiError::Forbidden(p) => format!("the caller lacks the {p:?} permission"),
             ApiError::InvalidRequest(d) | ApiError::Unavailable(d) => d.clone(),
+            ApiError::NotAcceptable(d) => (*d).to_owned(),
             ApiError::NotFound => "no such endpoint or resource".into(),
         }
     }
@@ -56,7 +60,9 @@ impl ApiError {
         match self {
             ApiError::InvalidClient => tonic::Status::unauthenticated(message),
             ApiError::Forbidden(_) => tonic::Status::permission_denied(message),
-            ApiError::InvalidRequest(_) => tonic::Status::invalid_argument(message),
+            ApiError::InvalidRequest(_) | ApiError::NotAcceptable(_) => {
+                tonic::Status::invalid_argument(message)
+            }
             ApiError::Unavailable(_) => tonic::Status::unavailable(message),
             ApiError::NotFound => tonic::Status::not_found(message),
         }
@@ -66,7 +72,9 @@ impl ApiError {
         match self {
             ApiError::InvalidClient => Outcome::InvalidClient,
             ApiError::Forbidden(_) => Outcome::Forbidden,
-            ApiError::InvalidRequest(_) | ApiError::NotFound => Outcome::BadRequest,
+            ApiError::InvalidRequest(_) | ApiError::NotAcceptable(_) | ApiError::NotFound => {
+                Outcome::BadRequest
+            }
             ApiError::Unavailable(_) => Outcome::Unavailable,
         }
     }

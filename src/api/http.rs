@@ -126,32 +126,66 @@ fn form_pairs(body: &[u8]) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str
 }
 
 /// RFC 7662 introspection (`POST /introspect`); [`super::entry`] calls it
-/// without the router.
+/// without the router. A caller that accepts
+/// `application/token-introspection+jwt` gets the answer signed (RFC 9701).
 pub(super) async fn introspect(state: &Shared, request: Request) -> Response {
     let measured = Measured::start(&state.metrics, Api::Http);
+    let signed = wants_signed_answer(request.headers());
     let result = async {
         let caller = admit(state, &request, Permission::Introspect, "introspect")?;
         let token = read_token_form(request, state.max_body).await?;
         let presented = Presented::new(&token, TokenSource::FormBody);
-        let verdict = state.runtime().verifier.check(&presented, (state.clock)()).await;
+        let now = (state.clock)();
+        let runtime = state.runtime();
+        let verdict = runtime.verifier.check(&presented, now).await;
         tracing::debug!(caller = %caller.id, token = %fingerprint(&token), reason = ?verdict.reason(), "introspect");
-        Ok::<_, ApiError>(verdict)
+        let outcome = match verdict {
+            Verdict::Active(_) => Outcome::Active,
+            Verdict::Inactive(_) => Outcome::Inactive,
+        };
+        let answer = match &verdict {
+            Verdict::Active(verified) => introspection::introspection_json(verified),
+            Verdict::Inactive(_) => Bytes::from_static(introspection::INACTIVE),
+        };
+        if !signed {
+            return Ok((outcome, json_response(answer)));
+        }
+        let jwt = runtime
+            .assertions
+            .introspection_jwt(&caller.id, &answer, now)
+            .ok_or(ApiError::NotAcceptable(
+                "a signed introspection answer (RFC 9701) needs [assertion] enabled",
+            ))?;
+        let response = (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(introspection::JWT_CONTENT_TYPE),
+            )],
+            jwt,
+        )
+            .into_response();
+        Ok::<_, ApiError>((outcome, response))
     }
     .await;
-    let (outcome, response) = match result {
-        Ok(Verdict::Active(verified)) => (
-            Outcome::Active,
-            json_response(introspection::introspection_json(&verified)),
-        ),
-        Ok(Verdict::Inactive(_)) => (
-            Outcome::Inactive,
-            json_response(Bytes::from_static(introspection::INACTIVE)),
-        ),
-        Err(e) => (e.outcome(), e.into_response()),
-    };
+    let (outcome, response) = result.unwrap_or_else(|e| (e.outcome(), e.into_response()));
     tracing::Span::current().record("result", outcome.label());
     measured.finish(outcome);
     response
+}
+
+/// Whether `Accept` names the RFC 9701 media type (the JSON answer stays the
+/// default, whatever else `Accept` says).
+fn wants_signed_answer(headers: &HeaderMap) -> bool {
+    headers.get_all(header::ACCEPT).iter().any(|value| {
+        value.to_str().is_ok_and(|v| {
+            v.split(',').any(|range| {
+                range.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case(introspection::JWT_CONTENT_TYPE)
+                })
+            })
+        })
+    })
 }
 
 fn json_response(body: Bytes) -> Response {

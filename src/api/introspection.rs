@@ -1,4 +1,5 @@
-//! The RFC 7662 answer shapes: what `/introspect` and gRPC say about a token.
+//! The RFC 7662 answer shapes: what `/introspect` and gRPC say about a token
+//! (signed per RFC 9701 by [`crate::assertion::Assertions::introspection_jwt`]).
 
 use axum::body::Bytes;
 use serde_json::Value;
@@ -8,6 +9,9 @@ use crate::verify::Verified;
 
 /// The answer for every inactive token: no reason, no claims (RFC 7662 §2.2).
 pub const INACTIVE: &[u8] = br#"{"active":false}"#;
+
+/// The media type of a signed answer (RFC 9701 §5).
+pub const JWT_CONTENT_TYPE: &str = "application/token-introspection+jwt";
 
 /// The RFC 7662 answer for a verified token.
 pub fn introspection_json(verified: &Verified) -> Bytes {

@@ -52,21 +52,32 @@ pub fn readiness(state: &Shared) -> Readiness {
     let mut ready = true;
     let mut degraded = false;
     let mut issuers = Map::new();
-    for issuer in &state.runtime().issuers {
+    let runtime = state.runtime();
+    for issuer in &runtime.issuers {
         let status = issuer.status();
         let loaded = issuer.is_loaded();
         let failing = status.last_error.is_some();
         ready &= loaded;
         degraded |= loaded && failing;
-        issuers.insert(
-            issuer.name().to_owned(),
-            json!({
-                "ready": loaded,
-                "keys": issuer.keys().keys().len(),
-                "degraded": loaded && failing,
-                "failing": failing,
-            }),
-        );
+        let mut report = json!({
+            "ready": loaded,
+            "keys": issuer.keys().keys().len(),
+            "degraded": loaded && failing,
+            "failing": failing,
+        });
+        // Opaque tokens are inactive while the issuer's endpoint fails:
+        // degraded, not unready (JWTs, and cached answers, still pass).
+        if let Some(introspector) = runtime
+            .verifier
+            .opaque()
+            .and_then(|o| o.introspectors().iter().find(|i| i.issuer.id == issuer.id))
+        {
+            let failing = introspector.is_failing();
+            degraded |= failing;
+            report["degraded"] = json!(loaded && (failing || report["failing"] == true));
+            report["introspection"] = json!(if failing { "failing" } else { "ok" });
+        }
+        issuers.insert(issuer.name().to_owned(), report);
     }
     let revocations = &state.revocations;
     let store = revocations.health();

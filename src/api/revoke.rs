@@ -9,7 +9,8 @@ use super::state::Shared;
 use crate::callers::Caller;
 use crate::request::{Presented, TokenSource};
 use crate::revocation::{Entry, StoreError, expiry_after};
-use crate::verify::Verdict;
+use crate::runtime::Runtime;
+use crate::verify::{Proof, Verdict, Verified};
 
 fn unavailable(e: StoreError) -> ApiError {
     ApiError::Unavailable(format!(
@@ -53,11 +54,54 @@ pub async fn revoke_token(
             return Ok(None);
         }
     };
-    let leeway = runtime.issuer(verified.issuer).config.leeway_seconds;
-    let entry = verified.revocation_entry(leeway, now, &caller.id);
+    let stored = store(state, &verified, now, caller, from).await?;
+    forward(&runtime, &verified, token).await;
+    Ok(Some(stored))
+}
+
+/// Stores the entry that revokes one verified token.
+async fn store(
+    state: &Shared,
+    verified: &Verified,
+    now: u64,
+    caller: &Caller,
+    from: &str,
+) -> Result<Entry, ApiError> {
+    let leeway = state
+        .runtime()
+        .issuer(verified.issuer)
+        .config
+        .leeway_seconds;
+    let open_ended = state.revocations.open_ended_expiry(now);
+    let entry = verified.revocation_entry(leeway, open_ended, now, &caller.id);
     let (stored, _) = state.revocations.revoke(entry).await.map_err(unavailable)?;
     audit("stored", &stored, caller, from);
-    Ok(Some(stored))
+    Ok(stored)
+}
+
+/// After an opaque token's revocation is stored here, tells its issuer too
+/// (RFC 7009), when the issuer has a revocation endpoint. Best effort: the
+/// token is inactive here whatever the issuer answers; a failure is logged
+/// and counted in `tokend_upstream_revocations_total`.
+async fn forward(runtime: &Runtime, verified: &Verified, token: &str) {
+    if verified.proof != Proof::Introspection {
+        return;
+    }
+    let Some(introspector) = runtime.verifier.opaque().and_then(|o| {
+        o.introspectors()
+            .iter()
+            .find(|i| i.issuer.id == verified.issuer)
+    }) else {
+        return;
+    };
+    let issuer = &introspector.issuer.config.name;
+    match introspector.revoke(token).await {
+        Ok(true) => tracing::info!(%issuer, "revocation forwarded to the issuer"),
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(%issuer, error = %e, "revocation stored here, but the issuer's revocation endpoint did not take it")
+        }
+    }
 }
 
 /// Body of `POST /admin/revocations`: exactly one of the four forms.
@@ -101,8 +145,9 @@ pub async fn admin_revoke(
                     )));
                 }
             };
-            let leeway = runtime.issuer(verified.issuer).config.leeway_seconds;
-            verified.revocation_entry(leeway, now, &caller.id)
+            let stored = store(state, &verified, now, caller, from).await?;
+            forward(&runtime, &verified, &token).await;
+            return Ok(stored);
         }
         AdminRevocation {
             token: None,

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use super::defaults;
+use super::introspection::{ClientAuth, Introspection};
 use super::secrets::{Secret, resolve_secret};
 use crate::token::alg::{Algorithm, Family};
 
@@ -56,6 +57,23 @@ pub struct IssuerConfig {
     #[serde(default = "defaults::max_jwks_bytes")]
     pub max_jwks_bytes: usize,
 
+    /// RFC 7662 endpoint for opaque tokens (see [`super::introspection`]).
+    pub introspection_endpoint: Option<String>,
+    /// RFC 7009 endpoint a revocation of this issuer's opaque token is forwarded to.
+    pub revocation_endpoint: Option<String>,
+    pub introspection_client_id: Option<String>,
+    pub introspection_client_secret: Option<String>,
+    pub introspection_client_secret_env: Option<String>,
+    pub introspection_client_secret_file: Option<PathBuf>,
+    #[serde(default)]
+    pub introspection_auth: ClientAuth,
+    #[serde(default = "defaults::introspection_cache")]
+    pub introspection_cache_seconds: u64,
+    #[serde(default = "defaults::introspection_negative_cache")]
+    pub introspection_negative_cache_seconds: u64,
+    #[serde(default = "defaults::introspection_timeout_ms")]
+    pub introspection_timeout_ms: u64,
+
     /// Resolved by `validate`: the allowlist as algorithms.
     #[serde(skip)]
     pub allowed: Vec<Algorithm>,
@@ -65,6 +83,9 @@ pub struct IssuerConfig {
     /// A JWKS given in code (dev mode's built-in issuer), trusted like a key file.
     #[serde(skip)]
     pub inline_jwks: Option<String>,
+    /// Resolved by `validate`: how opaque tokens are introspected (`None`: JWTs only).
+    #[serde(skip)]
+    pub introspection: Option<Introspection>,
 }
 
 /// Where an issuer's keys come from.
@@ -75,6 +96,8 @@ pub enum KeySourceConfig {
     JwksFile(PathBuf),
     Inline(String),
     Hmac,
+    /// No keys: the issuer's tokens are opaque and introspected.
+    None,
 }
 
 impl IssuerConfig {
@@ -87,8 +110,10 @@ impl IssuerConfig {
             KeySourceConfig::JwksFile(path.clone())
         } else if let Some(jwks) = &self.inline_jwks {
             KeySourceConfig::Inline(jwks.clone())
-        } else {
+        } else if self.hmac_key.is_some() {
             KeySourceConfig::Hmac
+        } else {
+            KeySourceConfig::None
         }
     }
 }
@@ -140,8 +165,10 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
     ];
     match sources.iter().filter(|b| **b).count() {
         1 => {}
+        // Opaque tokens only: keys are not needed.
+        0 if issuer.introspection_endpoint.is_some() => {}
         0 => errors.push(format!(
-            "{at}: no key source; set one of discovery = true, jwks_uri, jwks_file, hmac_secret(_env/_file)"
+            "{at}: no key source; set one of discovery = true, jwks_uri, jwks_file, hmac_secret(_env/_file) (or introspection_endpoint, for opaque tokens)"
         )),
         _ => errors.push(format!(
             "{at}: more than one key source; set only one of discovery, jwks_uri, jwks_file, hmac_secret(_env/_file)"
@@ -153,9 +180,10 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
         ));
     }
     let is_hmac = sources[3];
+    let allow_http = issuer.allow_insecure_http;
     let check_url = |errors: &mut Vec<String>, key: &str, url: &str| match url::Url::parse(url) {
         Ok(u) if u.scheme() == "https" => {}
-        Ok(u) if u.scheme() == "http" && issuer.allow_insecure_http => {}
+        Ok(u) if u.scheme() == "http" && allow_http => {}
         Ok(u) if u.scheme() == "http" => errors.push(format!(
             "{at}.{key}: http:// needs allow_insecure_http = true (loopback tests and dev only)"
         )),
@@ -168,6 +196,7 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
     if let Some(uri) = &issuer.jwks_uri {
         check_url(errors, "jwks_uri", uri);
     }
+    super::introspection::validate(issuer, at, &check_url, errors);
     if let Some(path) = &issuer.jwks_file
         && !path.is_file()
     {

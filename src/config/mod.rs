@@ -7,6 +7,7 @@ mod assertion;
 mod cache;
 mod clients;
 mod env;
+mod introspection;
 mod issuers;
 mod revocation;
 mod routes;
@@ -16,6 +17,7 @@ mod server;
 pub use assertion::AssertionConfig;
 pub use cache::CacheConfig;
 pub use clients::{ClientConfig, Permission};
+pub use introspection::{ClientAuth, Endpoint, Introspection};
 pub use issuers::{IssuerConfig, KeySourceConfig};
 pub use revocation::{Backend, OnStale, RevocationConfig};
 pub use routes::{AuthorizationConfig, DefaultDecision, RouteConfig, TokenSourceSpec};
@@ -303,6 +305,15 @@ mod defaults {
     }
     pub fn tls_poll() -> u64 {
         5
+    }
+    pub fn introspection_cache() -> u64 {
+        60
+    }
+    pub fn introspection_negative_cache() -> u64 {
+        5
+    }
+    pub fn introspection_timeout_ms() -> u64 {
+        1500
     }
     pub fn max_jwks_bytes() -> usize {
         1024 * 1024

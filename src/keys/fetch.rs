@@ -1,4 +1,5 @@
-//! Bounded HTTP fetches of discovery documents and JWKS.
+//! Bounded HTTP calls to an issuer: discovery documents and JWKS, and the
+//! form POSTs of introspection and revocation.
 //!
 //! Every fetch has a total deadline, a body cap, HTTPS only (unless the issuer
 //! allows plain HTTP for loopback tests), and refuses redirects to another host
@@ -84,7 +85,7 @@ impl Fetcher {
             url: redact_url(url),
             reason: error_chain(&e.without_url()),
         };
-        let mut response = self
+        let response = self
             .client
             .get(url)
             .header(
@@ -105,31 +106,20 @@ impl Fetcher {
             .get(reqwest::header::CACHE_CONTROL)
             .and_then(|v| v.to_str().ok())
             .and_then(parse_max_age);
-        if response
-            .content_length()
-            .is_some_and(|n| n > self.max_bytes as u64)
-        {
-            return Err(FetchError::TooLarge {
-                url: redact_url(url),
-                limit: self.max_bytes,
-            });
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(failed)? {
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(FetchError::TooLarge {
-                    url: redact_url(url),
-                    limit: self.max_bytes,
-                });
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = self.read_body(url, response).await?;
         Ok(Fetched { body, max_age })
     }
 
     /// OpenID Connect Discovery: reads `{issuer}/.well-known/openid-configuration`,
     /// checks that its `issuer` is exactly ours and returns its `jwks_uri`.
     pub async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
+        let doc = self.discovery_document(issuer).await?;
+        self.endpoint(&doc, "jwks_uri")?
+            .ok_or_else(|| FetchError::Discovery("no jwks_uri member".into()))
+    }
+
+    /// The discovery document, once its `issuer` is checked to be exactly ours.
+    pub async fn discovery_document(&self, issuer: &str) -> Result<serde_json::Value, FetchError> {
         let url = format!(
             "{}/.well-known/openid-configuration",
             issuer.trim_end_matches('/')
@@ -138,27 +128,104 @@ impl Fetcher {
         let doc: serde_json::Value = serde_json::from_slice(&fetched.body)
             .map_err(|e| FetchError::Discovery(format!("not JSON: {e}")))?;
         match doc.get("issuer").and_then(|v| v.as_str()) {
-            Some(found) if found == issuer => {}
-            Some(found) => {
-                return Err(FetchError::Discovery(format!(
-                    "issuer {found:?} does not match configured {issuer:?}"
-                )));
-            }
-            None => return Err(FetchError::Discovery("no issuer member".into())),
+            Some(found) if found == issuer => Ok(doc),
+            Some(found) => Err(FetchError::Discovery(format!(
+                "issuer {found:?} does not match configured {issuer:?}"
+            ))),
+            None => Err(FetchError::Discovery("no issuer member".into())),
         }
-        let jwks_uri = doc
-            .get("jwks_uri")
-            .and_then(|v| v.as_str())
-            .ok_or_else(|| FetchError::Discovery("no jwks_uri member".into()))?;
-        match url::Url::parse(jwks_uri) {
+    }
+
+    /// A URL member of a discovery document (`None` when absent), held to the
+    /// issuer's scheme rule: https, or http where the issuer allows it.
+    pub fn endpoint(
+        &self,
+        doc: &serde_json::Value,
+        member: &str,
+    ) -> Result<Option<String>, FetchError> {
+        let Some(value) = doc.get(member) else {
+            return Ok(None);
+        };
+        let url = value
+            .as_str()
+            .ok_or_else(|| FetchError::Discovery(format!("{member} is not a string")))?;
+        match url::Url::parse(url) {
             Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && self.allow_http) => {
-                Ok(jwks_uri.to_owned())
+                Ok(Some(url.to_owned()))
             }
             _ => Err(FetchError::Discovery(format!(
-                "jwks_uri {:?} is not an https:// URL",
-                redact_url(jwks_uri)
+                "{member} {:?} is not an https:// URL",
+                redact_url(url)
             ))),
         }
+    }
+
+    /// POSTs a form to `url` (an introspection or revocation endpoint) with
+    /// `authorization`, reading at most `max_jwks_bytes` of the answer. Any
+    /// status but 200 is an error.
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+        authorization: Option<&str>,
+    ) -> Result<Vec<u8>, FetchError> {
+        let failed = |e: reqwest::Error| FetchError::Request {
+            url: redact_url(url),
+            reason: error_chain(&e.without_url()),
+        };
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut request = self
+            .client
+            .post(url)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body);
+        if let Some(value) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, value);
+        }
+        let response = request.send().await.map_err(failed)?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(FetchError::Status {
+                url: redact_url(url),
+                status: response.status().as_u16(),
+            });
+        }
+        self.read_body(url, response).await
+    }
+
+    /// The body, refused past `max_jwks_bytes` (by its length, or as it streams).
+    async fn read_body(
+        &self,
+        url: &str,
+        mut response: reqwest::Response,
+    ) -> Result<Vec<u8>, FetchError> {
+        let failed = |e: reqwest::Error| FetchError::Request {
+            url: redact_url(url),
+            reason: error_chain(&e.without_url()),
+        };
+        let too_large = || FetchError::TooLarge {
+            url: redact_url(url),
+            limit: self.max_bytes,
+        };
+        if response
+            .content_length()
+            .is_some_and(|n| n > self.max_bytes as u64)
+        {
+            return Err(too_large());
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
+            if body.len() + chunk.len() > self.max_bytes {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
     }
 }
 

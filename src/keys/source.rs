@@ -45,6 +45,7 @@ pub fn from_config(config: &IssuerConfig) -> Result<Box<dyn KeySource>, RefreshE
         KeySourceConfig::Hmac => Box::new(HmacSecret {
             secret: config.hmac_key.clone().unwrap_or_default(),
         }),
+        KeySourceConfig::None => Box::new(NoKeys),
     })
 }
 
@@ -137,6 +138,21 @@ impl KeySource for HmacSecret {
         Box::pin(async move {
             Ok(Loaded {
                 set: KeySet::from_keys(vec![Jwk::hmac(None, None, &self.secret.0)?]),
+                max_age: None,
+            })
+        })
+    }
+}
+
+/// An issuer of opaque tokens only: an empty set, loaded at once, so the
+/// issuer is ready and any JWT naming it fails on its key.
+struct NoKeys;
+
+impl KeySource for NoKeys {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(async move {
+            Ok(Loaded {
+                set: KeySet::default(),
                 max_age: None,
             })
         })

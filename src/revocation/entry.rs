@@ -69,10 +69,11 @@ pub fn expiry_after(exp: f64, leeway: u64) -> u64 {
     (exp as u64).saturating_add(leeway).min(MAX_EXPIRES_AT)
 }
 
-/// The stand-in written before 0.2: the SHA-256 of the whole token string,
-/// which a re-encoded signature escapes. Entries of that form are still
-/// honoured until they expire (they are no longer written).
-pub const LEGACY_TOKEN_HASH_PREFIX: &str = "sha256:";
+/// Prefix of the `jti` stand-in that is the SHA-256 of the whole token
+/// string: how an opaque token is revoked (it has one encoding only). JWS
+/// revocations used it before 0.2, which a re-encoded signature escapes; those
+/// entries are still honoured until they expire, and no longer written.
+pub const TOKEN_HASH_PREFIX: &str = "sha256:";
 
 impl Entry {
     fn new(
@@ -129,6 +130,11 @@ impl Entry {
                 hex::encode(signing_input_sha256)
             ),
         )
+    }
+
+    /// Revokes an opaque token by the SHA-256 of the whole token.
+    pub fn token_hash(iss: &str, digest: &[u8; 32]) -> Entry {
+        Entry::jti(iss, &format!("{TOKEN_HASH_PREFIX}{}", hex::encode(digest)))
     }
 
     /// Revokes every token of `sub` at `iss` issued at or before `before`.

@@ -7,20 +7,22 @@ use dashmap::DashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 
-use super::entry::{Entry, Kind, LEGACY_TOKEN_HASH_PREFIX, SIGNING_INPUT_PREFIX};
+use super::entry::{Entry, Kind, SIGNING_INPUT_PREFIX, TOKEN_HASH_PREFIX};
 use crate::token::WholeToken;
 
 /// The `jti` side of a token, as the local copy looks it up.
 #[derive(Clone, Copy, Debug)]
 pub enum TokenId<'a> {
     Jti(&'a str),
-    /// A token without `jti`: the SHA-256 of its signing input, and of the
-    /// whole token for [`LEGACY_TOKEN_HASH_PREFIX`] entries (computed only
+    /// A JWS without `jti`: the SHA-256 of its signing input, and of the
+    /// whole token for [`TOKEN_HASH_PREFIX`] entries (computed only
     /// while the copy holds any).
     SigningInput {
         signing_input: &'a [u8; 32],
         token: &'a WholeToken<'a>,
     },
+    /// An opaque token: the SHA-256 of the whole token.
+    Whole(&'a [u8; 32]),
 }
 
 /// Fixed-key SipHash so that fingerprints are the same in every process
@@ -75,7 +77,7 @@ struct Maps {
     /// fingerprint(Subject, iss, sub) or fingerprint(Issuer, iss) → entries
     bulk: DashMap<u128, Vec<Bulk>, Fingerprinter>,
     /// Whether any entry of the legacy whole-token-hash form was applied.
-    legacy_hashes: std::sync::atomic::AtomicBool,
+    token_hashes: std::sync::atomic::AtomicBool,
 }
 
 /// Every replica's in-process copy of the revocation list: sharded maps (no
@@ -117,9 +119,9 @@ impl Maps {
                 if entry
                     .jti
                     .as_deref()
-                    .is_some_and(|j| j.starts_with(LEGACY_TOKEN_HASH_PREFIX))
+                    .is_some_and(|j| j.starts_with(TOKEN_HASH_PREFIX))
                 {
-                    self.legacy_hashes
+                    self.token_hashes
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 let mut slot = self.jti.entry(key).or_insert(0);
@@ -191,19 +193,19 @@ impl LocalCopy {
                 iss,
                 &[SIGNING_INPUT_PREFIX.as_bytes(), &hex_lower(signing_input)],
             ),
+            TokenId::Whole(digest) => fingerprint(
+                Kind::Jti,
+                iss,
+                &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(digest)],
+            ),
         };
         if revoked(jti_key) {
             return true;
         }
         if let TokenId::SigningInput { token, .. } = id
-            && maps
-                .legacy_hashes
-                .load(std::sync::atomic::Ordering::Relaxed)
+            && maps.token_hashes.load(std::sync::atomic::Ordering::Relaxed)
         {
-            let legacy = [
-                LEGACY_TOKEN_HASH_PREFIX.as_bytes(),
-                &hex_lower(&token.digest().0),
-            ];
+            let legacy = [TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(&token.digest().0)];
             if revoked(fingerprint(Kind::Jti, iss, &legacy)) {
                 return true;
             }
@@ -303,7 +305,7 @@ mod tests {
         let copy = LocalCopy::default();
         let token = "a.b.c";
         let legacy = format!(
-            "{LEGACY_TOKEN_HASH_PREFIX}{}",
+            "{TOKEN_HASH_PREFIX}{}",
             hex::encode(crate::token::sha256(token.as_bytes()))
         );
         let input = crate::token::sha256(b"a.b");

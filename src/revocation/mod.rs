@@ -13,7 +13,7 @@ pub mod memory;
 pub mod redis;
 
 pub use entry::{
-    Entry, Kind, LEGACY_TOKEN_HASH_PREFIX, MAX_EXPIRES_AT, SIGNING_INPUT_PREFIX, expiry_after,
+    Entry, Kind, MAX_EXPIRES_AT, SIGNING_INPUT_PREFIX, TOKEN_HASH_PREFIX, expiry_after,
 };
 pub use local::{LocalCopy, TokenId};
 
@@ -137,6 +137,13 @@ impl Revocations {
         until
             .max(now.saturating_add(policy.leeway_seconds.max(1)))
             .min(MAX_EXPIRES_AT)
+    }
+
+    /// When an entry for a token of unknown lifetime may go (an opaque
+    /// token whose introspection answer had no `exp`): after
+    /// `bulk_entry_ttl_seconds`, as for uncapped subject entries.
+    pub fn open_ended_expiry(&self, now: u64) -> u64 {
+        now.saturating_add(self.bulk_ttl).min(MAX_EXPIRES_AT)
     }
 
     /// The request-path check: `Err(Revoked)`, or `Err(StoreStale)` when the copy

@@ -28,7 +28,7 @@ macro_rules! reasons {
 
 reasons! {
     TooLarge => "too_large", "Longer than `server.max_token_bytes`.";
-    Malformed => "malformed", "Not three dot-separated segments.";
+    Malformed => "malformed", "Not a compact JWS (three dot-separated segments), nor an opaque token tokend can introspect.";
     BadBase64 => "bad_base64", "A segment is not strict unpadded base64url.";
     BadHeader => "bad_header", "The header is not a JSON object of well-formed members.";
     BadClaims => "bad_claims", "The payload is not a JSON object of well-formed claims.";
@@ -55,6 +55,9 @@ reasons! {
     MissingRequiredClaim => "missing_required_claim", "A claim in `required_claims` is absent.";
     Revoked => "revoked", "The token is covered by a revocation entry.";
     StoreStale => "store_stale", "The revocation copy is stale and `on_stale = \"fail_closed\"`.";
+    UpstreamInactive => "upstream_inactive", "An opaque token no issuer's introspection endpoint called active.";
+    UpstreamUnavailable => "upstream_unavailable", "An opaque token no introspection endpoint could answer for (down, slow, refused).";
+    UpstreamBadAnswer => "upstream_bad_answer", "An introspection endpoint answered something other than an RFC 7662 object.";
 }
 
 impl fmt::Display for Reason {

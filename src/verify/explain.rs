@@ -28,11 +28,14 @@ impl Verifier {
         let token = presented.token;
         let (header, claims) = peek(token);
         let text = |v: &Value, name: &str| v.get(name).and_then(Value::as_str).map(str::to_owned);
-        let issuer = claims
-            .as_ref()
-            .and_then(|c| c.get("iss"))
-            .and_then(Value::as_str)
-            .and_then(|iss| self.issuer_by_iss(iss));
+        let issuer = match &verdict {
+            Verdict::Active(verified) => Some(self.issuer(verified.issuer)),
+            Verdict::Inactive(_) => claims
+                .as_ref()
+                .and_then(|c| c.get("iss"))
+                .and_then(Value::as_str)
+                .and_then(|iss| self.issuer_by_iss(iss)),
+        };
         let detail = match &verdict {
             Verdict::Active(_) => "every rule holds".to_owned(),
             Verdict::Inactive(reason) => detail(
@@ -95,8 +98,11 @@ fn detail(
     let now_f = now as f64;
     match reason {
         Reason::TooLarge => format!("{} bytes, over max_token_bytes {max_bytes}", token.len()),
+        Reason::Malformed if super::is_compact_jws(token) => {
+            "3 dot-separated segments, but not a compact JWS".into()
+        }
         Reason::Malformed => format!(
-            "{} dot-separated segments; a compact JWS has 3",
+            "{} dot-separated segments: not a compact JWS (3), and not an opaque token tokend can introspect (no issuer has an introspection_endpoint, or it is not an RFC 6750 b64token)",
             token.split('.').count()
         ),
         Reason::BadBase64 => "a segment is not strict unpadded base64url".into(),
@@ -176,6 +182,15 @@ fn detail(
         }
         Reason::StoreStale => {
             "the revocation copy is stale and revocation.on_stale = \"fail_closed\"".into()
+        }
+        Reason::UpstreamInactive => {
+            "an opaque token that no issuer's introspection endpoint called active (for its own iss)".into()
+        }
+        Reason::UpstreamUnavailable => {
+            "an opaque token, and no introspection endpoint answered (down, slower than introspection_timeout_ms, or an HTTP error): see tokend_upstream_introspection_total".into()
+        }
+        Reason::UpstreamBadAnswer => {
+            "an opaque token, and the introspection endpoint's answer was not an RFC 7662 object (JSON, a boolean active, well-typed claims)".into()
         }
     }
 }

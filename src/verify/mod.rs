@@ -4,18 +4,21 @@
 //! on hits and misses alike.
 
 mod explain;
+mod opaque;
 mod rules;
 mod verified;
 
 pub use explain::Explanation;
-pub use rules::{check_claims, issued_at, typ_accepted};
-pub use verified::{Stamp, UnsafeClaim, Verdict, Verified};
+pub use opaque::{Opaque, is_compact_jws};
+pub use rules::{check_answer_claims, check_claims, issued_at, typ_accepted};
+pub use verified::{Proof, Stamp, UnsafeClaim, Verdict, Verified};
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cache::TokenCache;
+use crate::cache::{CacheMetrics, TokenCache};
+use crate::keys::fetch::FetchError;
 use crate::keys::set::KeySet;
 use crate::keys::{IssuerId, IssuerKeys};
 use crate::metrics::Metrics;
@@ -31,7 +34,9 @@ pub struct Verifier {
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
-    cache: Option<TokenCache<Verified>>,
+    cache: Option<TokenCache<Arc<Verified>>>,
+    /// Stage 0 for opaque tokens (`None`: no issuer introspects).
+    opaque: Option<Opaque>,
 }
 
 /// What was learnt about a token before it failed, for metric labels.
@@ -59,20 +64,36 @@ impl Verifier {
             metrics,
             revocations,
             cache: None,
+            opaque: None,
         }
     }
 
     /// Adds the verified-token cache (`[cache]`).
     pub fn with_cache(mut self, max_entries: usize) -> Verifier {
-        self.cache = Some(TokenCache::new(max_entries));
+        self.cache = Some(TokenCache::new(
+            max_entries,
+            CacheMetrics::verified_tokens(),
+        ));
         self
+    }
+
+    /// Adds stage 0 for opaque tokens, for the issuers that introspect;
+    /// `max_entries` bounds its cache.
+    pub fn with_introspection(mut self, max_entries: usize) -> Result<Verifier, FetchError> {
+        self.opaque = Opaque::new(&self.issuers, max_entries)?;
+        Ok(self)
+    }
+
+    /// The opaque-token stage, if any issuer introspects.
+    pub fn opaque(&self) -> Option<&Opaque> {
+        self.opaque.as_ref()
     }
 
     pub fn max_token_bytes(&self) -> usize {
         self.max_token_bytes
     }
 
-    pub fn cache(&self) -> Option<&TokenCache<Verified>> {
+    pub fn cache(&self) -> Option<&TokenCache<Arc<Verified>>> {
         self.cache.as_ref()
     }
 
@@ -121,10 +142,18 @@ impl Verifier {
             return Err(Reason::TooLarge);
         }
         let whole = WholeToken::new(token);
-        // 2–6. parse, issuer, allowlist, key, signature, claims (or a cache hit)
-        let verified = match self.cached(&whole, now, seen) {
-            Some(verified) => verified,
-            None => self.verify_and_remember(&whole, now, seen).await?,
+        let verified = match &self.opaque {
+            // 0. an opaque token: its issuer's introspection endpoint (or its cache)
+            Some(opaque) if !is_compact_jws(token) => {
+                let verified = opaque.check(&whole, now).await?;
+                seen.issuer = Some(verified.issuer);
+                verified
+            }
+            // 2–6. parse, issuer, allowlist, key, signature, claims (or a cache hit)
+            _ => match self.cached(&whole, now, seen) {
+                Some(verified) => verified,
+                None => self.verify_and_remember(&whole, now, seen).await?,
+            },
         };
         // 7. revocation
         self.check_revocation(&verified, &whole, now)?;
@@ -136,8 +165,10 @@ impl Verifier {
         let cache = self.cache.as_ref()?;
         let verified = cache.get(whole.digest(), now)?;
         seen.issuer = Some(verified.issuer);
-        seen.alg = Some(verified.alg);
-        if self.issuer(verified.issuer).keys().has_key(verified.key) {
+        seen.alg = verified.alg();
+        if let Proof::Signature { key, .. } = verified.proof
+            && self.issuer(verified.issuer).keys().has_key(key)
+        {
             return Some(verified);
         }
         // Its key left the set: forget it and judge the token afresh.

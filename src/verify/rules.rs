@@ -5,12 +5,22 @@
 use crate::config::IssuerConfig;
 use crate::token::{Claims, Reason};
 
-/// Checks time, lifetime, audience and required claims at `now` (Unix seconds).
+/// A JWT's claims at `now` (Unix seconds): `exp` present (RFC 8725 §3.10's
+/// advice made a rule), then every rule of [`check_answer_claims`].
 pub fn check_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
+    if claims.exp().is_none() {
+        return Err(Reason::MissingExp);
+    }
+    check_answer_claims(claims, policy, now)
+}
+
+/// Time, lifetime, audience and required claims at `now`; what an
+/// introspection answer's members must pass too (there `exp` is optional, as
+/// RFC 7662 has it, unless the issuer's `required_claims` lists it, as by default).
+pub fn check_answer_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
     let now = now as f64;
     let leeway = policy.leeway_seconds as f64;
-    let exp = claims.exp().ok_or(Reason::MissingExp)?;
-    if now >= exp + leeway {
+    if claims.exp().is_some_and(|exp| now >= exp + leeway) {
         return Err(Reason::Expired);
     }
     if claims.nbf().is_some_and(|nbf| nbf > now + leeway) {
@@ -19,7 +29,9 @@ pub fn check_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> Result<
     if claims.iat().is_some_and(|iat| iat > now + leeway) {
         return Err(Reason::IssuedInFuture);
     }
-    if policy.max_lifetime_seconds > 0 {
+    if policy.max_lifetime_seconds > 0
+        && let Some(exp) = claims.exp()
+    {
         let lifetime = exp - claims.iat().unwrap_or(now);
         if lifetime > policy.max_lifetime_seconds as f64 {
             return Err(Reason::LifetimeTooLong);

@@ -6,7 +6,7 @@ use std::sync::{Arc, OnceLock};
 
 use crate::keys::IssuerId;
 use crate::revocation::{Entry, TokenId, expiry_after};
-use crate::token::{Algorithm, Claims, Reason, WholeToken, sha256};
+use crate::token::{Algorithm, Claims, Reason, TokenDigest, WholeToken, sha256};
 
 /// The answer for one token.
 #[derive(Debug)]
@@ -27,26 +27,36 @@ impl Verdict {
     }
 }
 
-/// A token whose signature and claims passed every rule. Cached whole, so
-/// what is derived from it once (the claim tree for route matchers, the
-/// signed identity assertion) is kept here too.
+/// A token that passed every rule: a JWS whose signature and claims hold,
+/// or an opaque token its issuer's introspection endpoint called active and
+/// whose answer passed the same claim rules. Cached whole, so what is derived
+/// from it once (the claim tree for route matchers, the signed identity
+/// assertion) is kept here too.
 #[derive(Debug)]
 pub struct Verified {
     pub issuer: IssuerId,
-    pub alg: Algorithm,
-    /// Fingerprint of the key that verified the signature.
-    pub key: u64,
+    pub proof: Proof,
+    /// The JWS's claims, or the members of the introspection answer.
     pub claims: Claims,
-    /// For a token without `jti`: the SHA-256 of its signing input, which
-    /// revokes it whatever its signature's encoding.
-    /// Boxed: most tokens have a `jti`, and every byte here is paid per
-    /// cached token.
-    pub signing_input_sha256: Option<Box<[u8; 32]>>,
+    /// What revokes this one token when its `jti` cannot: for a JWS without
+    /// `jti`, the SHA-256 of its signing input (which every encoding of its
+    /// signature shares); for an opaque token, the SHA-256 of the token.
+    /// Boxed: most JWTs have a `jti`, and every byte here is paid per cached token.
+    revocation_hash: Option<Box<[u8; 32]>>,
     /// Every claim, parsed on first use (by a route's `claims` matcher).
     /// Boxed, as few routes match on claims.
     tree: OnceLock<Box<serde_json::Value>>,
     /// The upstream headers last built for this token.
     pub stamp: ArcSwapOption<Stamp>,
+}
+
+/// How a token was found good.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proof {
+    /// A JWS signature made with `alg`, verified by the key with this fingerprint.
+    Signature { alg: Algorithm, key: u64 },
+    /// An opaque token, active by its issuer's introspection endpoint.
+    Introspection,
 }
 
 /// What an allowed request with one verified token carries upstream (its
@@ -64,7 +74,8 @@ pub struct Stamp {
 pub struct UnsafeClaim(pub &'static str);
 
 impl Verified {
-    /// `signing_input`: the JWS's `header.payload` (hashed only when the token has no `jti`).
+    /// A JWS: `signing_input` is its `header.payload` (hashed only when the
+    /// token has no `jti`).
     pub fn new(
         issuer: IssuerId,
         alg: Algorithm,
@@ -72,18 +83,49 @@ impl Verified {
         claims: Claims,
         signing_input: &[u8],
     ) -> Verified {
-        let signing_input_sha256 = claims
+        let revocation_hash = claims
             .jti()
             .is_none()
             .then(|| Box::new(sha256(signing_input)));
+        Verified::with(
+            issuer,
+            Proof::Signature { alg, key },
+            claims,
+            revocation_hash,
+        )
+    }
+
+    /// An opaque token, by the SHA-256 of the whole token.
+    pub fn introspected(issuer: IssuerId, claims: Claims, token: &TokenDigest) -> Verified {
+        Verified::with(
+            issuer,
+            Proof::Introspection,
+            claims,
+            Some(Box::new(token.0)),
+        )
+    }
+
+    fn with(
+        issuer: IssuerId,
+        proof: Proof,
+        claims: Claims,
+        revocation_hash: Option<Box<[u8; 32]>>,
+    ) -> Verified {
         Verified {
             issuer,
-            alg,
-            key,
+            proof,
             claims,
-            signing_input_sha256,
+            revocation_hash,
             tree: OnceLock::new(),
             stamp: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The signing algorithm (`None`: an opaque token).
+    pub fn alg(&self) -> Option<Algorithm> {
+        match self.proof {
+            Proof::Signature { alg, .. } => Some(alg),
+            Proof::Introspection => None,
         }
     }
 
@@ -93,28 +135,36 @@ impl Verified {
             .get_or_init(|| Box::new(serde_json::Value::Object(self.claims.to_map())))
     }
 
-    /// The entry that revokes this token (by `jti`, else by the SHA-256 of its
-    /// signing input), living as long as the token can be active: its `exp`
-    /// plus the issuer's `leeway`.
-    pub fn revocation_entry(&self, leeway: u64, now: u64, by: &str) -> Entry {
+    /// The entry that revokes this token (by `jti`, else by the hash that
+    /// names it), living as long as the token can be active: its `exp` plus
+    /// the issuer's `leeway`, or `open_ended` (an opaque token whose answer
+    /// had no `exp`).
+    pub fn revocation_entry(&self, leeway: u64, open_ended: u64, now: u64, by: &str) -> Entry {
         let iss = self.claims.iss().unwrap_or_default();
-        let entry = match &self.signing_input_sha256 {
-            Some(signing_input) => Entry::signing_input(iss, signing_input),
-            None => Entry::jti(iss, self.claims.jti().unwrap_or_default()),
+        let entry = match (&self.revocation_hash, self.proof) {
+            (Some(hash), Proof::Introspection) => Entry::token_hash(iss, hash),
+            (Some(signing_input), Proof::Signature { .. }) => {
+                Entry::signing_input(iss, signing_input)
+            }
+            (None, _) => Entry::jti(iss, self.claims.jti().unwrap_or_default()),
         };
-        let expires = expiry_after(self.claims.exp().unwrap_or(0.0), leeway);
+        let expires = match self.claims.exp() {
+            Some(exp) => expiry_after(exp, leeway),
+            None => open_ended,
+        };
         entry.with_times(expires, now, by)
     }
 
-    /// What names this one token for revocation: its `jti`, else the SHA-256
-    /// of its signing input (computed by `new` exactly when there is no `jti`).
+    /// What names this one token for revocation: its `jti`, else the hash
+    /// kept for it.
     pub fn token_id<'a>(&'a self, token: &'a WholeToken<'a>) -> TokenId<'a> {
-        match &self.signing_input_sha256 {
-            Some(signing_input) => TokenId::SigningInput {
+        match (&self.revocation_hash, self.proof) {
+            (Some(hash), Proof::Introspection) => TokenId::Whole(hash),
+            (Some(signing_input), Proof::Signature { .. }) => TokenId::SigningInput {
                 signing_input,
                 token,
             },
-            None => TokenId::Jti(self.claims.jti().unwrap_or_default()),
+            (None, _) => TokenId::Jti(self.claims.jti().unwrap_or_default()),
         }
     }
 }

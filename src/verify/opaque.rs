@@ -1,0 +1,151 @@
+//! Stage 0 for a token that is not a compact JWS: ask the issuers that have
+//! an introspection endpoint ([`crate::upstream`]), in file order; the first
+//! `active: true` answer for that issuer's own tokens wins, and its members
+//! pass the same claim rules as a JWT's claims. Concurrent requests for one
+//! token make one upstream call (single flight); answers are kept in a
+//! bounded cache keyed by the token's SHA-256 — an active one at most
+//! `introspection_cache_seconds` and never past its `exp`, an inactive one
+//! `introspection_negative_cache_seconds`. A failed call is never cached and
+//! never an allow.
+
+use dashmap::DashMap;
+use std::sync::Arc;
+use tokio::sync::OnceCell;
+
+use super::Verified;
+use super::rules::check_answer_claims;
+use crate::cache::{CacheMetrics, TokenCache};
+use crate::keys::IssuerKeys;
+use crate::keys::fetch::FetchError;
+use crate::token::{Claims, Reason, TokenDigest, WholeToken};
+use crate::upstream::{Introspector, Said, UpstreamError, is_b64token};
+
+/// The verdict on one opaque token, as cached and shared by concurrent askers.
+pub type Answer = Result<Arc<Verified>, Reason>;
+
+pub struct Opaque {
+    introspectors: Vec<Introspector>,
+    cache: TokenCache<Answer>,
+    /// Calls under way, by token: later askers wait for the first one's answer.
+    in_flight: DashMap<TokenDigest, Arc<OnceCell<Answer>>>,
+}
+
+impl Opaque {
+    /// The stage for the issuers that introspect (`None`: none does).
+    pub fn new(
+        issuers: &[Arc<IssuerKeys>],
+        max_entries: usize,
+    ) -> Result<Option<Opaque>, FetchError> {
+        let mut introspectors = Vec::new();
+        for issuer in issuers {
+            if let Some(client) = Introspector::new(issuer)? {
+                introspectors.push(client);
+            }
+        }
+        if introspectors.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Opaque {
+            introspectors,
+            cache: TokenCache::new(max_entries.max(1), CacheMetrics::introspected_tokens()),
+            in_flight: DashMap::new(),
+        }))
+    }
+
+    pub fn introspectors(&self) -> &[Introspector] {
+        &self.introspectors
+    }
+
+    /// The verdict on an opaque token at `now`: cached, joined, or asked.
+    pub async fn check(&self, token: &WholeToken<'_>, now: u64) -> Answer {
+        if !is_b64token(token.text) {
+            return Err(Reason::Malformed);
+        }
+        let digest = *token.digest();
+        if let Some(answer) = self.cache.get(&digest, now) {
+            return answer;
+        }
+        let call = self.in_flight.entry(digest).or_default().clone();
+        let answer = call
+            .get_or_init(|| self.ask(token.text, digest, now))
+            .await
+            .clone();
+        self.in_flight
+            .remove_if(&digest, |_, running| Arc::ptr_eq(running, &call));
+        answer
+    }
+
+    /// Asks each introspecting issuer in turn and caches what was learnt
+    /// (before the call leaves `in_flight`, so no later asker calls again).
+    async fn ask(&self, token: &str, digest: TokenDigest, now: u64) -> Answer {
+        let mut failed = None;
+        for introspector in &self.introspectors {
+            let members = match introspector.introspect(token).await {
+                Ok(Said::Active(members)) => members,
+                Ok(Said::Inactive | Said::OtherIssuer) => continue,
+                Err(e) => {
+                    failed = Some(match e {
+                        UpstreamError::BadAnswer(_) => Reason::UpstreamBadAnswer,
+                        _ => Reason::UpstreamUnavailable,
+                    });
+                    continue;
+                }
+            };
+            let answer = self.judge(introspector, &members, &digest, now);
+            let config = introspector.config();
+            let expires_at = match &answer {
+                Ok(verified) => {
+                    let until = (now + config.cache.as_secs()) as f64;
+                    let leeway = introspector.issuer.config.leeway_seconds as f64;
+                    verified
+                        .claims
+                        .exp()
+                        .map_or(until, |exp| until.min(exp + leeway))
+                }
+                Err(_) => (now + config.negative_cache.as_secs()) as f64,
+            };
+            self.remember(digest, answer.clone(), expires_at, now);
+            return answer;
+        }
+        if let Some(reason) = failed {
+            // Doubt: not cached, so the next request asks again.
+            return Err(reason);
+        }
+        let negative = self
+            .introspectors
+            .iter()
+            .map(|i| i.config().negative_cache.as_secs())
+            .min()
+            .unwrap_or(0);
+        let answer = Err(Reason::UpstreamInactive);
+        self.remember(digest, answer.clone(), (now + negative) as f64, now);
+        answer
+    }
+
+    /// An active answer's members through the issuer's claim rules.
+    fn judge(
+        &self,
+        introspector: &Introspector,
+        members: &serde_json::Map<String, serde_json::Value>,
+        digest: &TokenDigest,
+        now: u64,
+    ) -> Answer {
+        let json = serde_json::to_vec(members).map_err(|_| Reason::UpstreamBadAnswer)?;
+        let claims = Claims::parse(&json).map_err(|_| Reason::UpstreamBadAnswer)?;
+        let issuer = &introspector.issuer;
+        check_answer_claims(&claims, &issuer.config, now)?;
+        Ok(Arc::new(Verified::introspected(issuer.id, claims, digest)))
+    }
+
+    fn remember(&self, digest: TokenDigest, answer: Answer, expires_at: f64, now: u64) {
+        if expires_at > now as f64 {
+            self.cache.insert(digest, answer, expires_at, now);
+        }
+    }
+}
+
+/// Whether a token is shaped as a compact JWS (two dots); anything else is
+/// opaque. (Hydra's `ory_at_…` tokens have one dot, most others none.)
+pub fn is_compact_jws(token: &str) -> bool {
+    token.bytes().filter(|b| *b == b'.').count() == 2
+}

@@ -10,8 +10,11 @@
 //!   and the normal form routes match it in.
 //! - [`runtime`]: the configuration snapshot a request loads once.
 //! - [`verify`]: the one entry point, [`verify::Verifier::check`]: size cap,
+//!   an opaque token to its issuer's introspection endpoint, else
 //!   cached-or-verified (issuer by exact `iss`, algorithm allowlist and `typ`,
 //!   signature, the claim rules of [`verify::check_claims`]), then revocation.
+//! - [`upstream`]: an issuer's introspection and revocation endpoints, for
+//!   opaque tokens (stage 0 of [`verify`]).
 //! - [`token`]: what a token is — the strict parse ([`token::parse`]), the
 //!   claims read once ([`token::claims`]), the reasons a token is refused.
 //! - [`authz`]: edge authorization after the verdict — the route a request

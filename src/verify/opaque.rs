@@ -91,7 +91,7 @@ impl Opaque {
                     continue;
                 }
             };
-            let answer = self.judge(introspector, &members, &digest, now);
+            let answer = self.judge(introspector, members, &digest, now);
             let config = introspector.config();
             let expires_at = match &answer {
                 Ok(verified) => {
@@ -122,15 +122,19 @@ impl Opaque {
         answer
     }
 
-    /// An active answer's members through the issuer's claim rules.
+    /// An active answer's members through the issuer's claim rules. `active`
+    /// and `token_type` are tokend's to say in its own answer: left out of
+    /// the claims, so that an answer is spliced from them as a JWT's is.
     fn judge(
         &self,
         introspector: &Introspector,
-        members: &serde_json::Map<String, serde_json::Value>,
+        mut members: serde_json::Map<String, serde_json::Value>,
         digest: &TokenDigest,
         now: u64,
     ) -> Answer {
-        let json = serde_json::to_vec(members).map_err(|_| Reason::UpstreamBadAnswer)?;
+        members.remove("active");
+        members.remove("token_type");
+        let json = serde_json::to_vec(&members).map_err(|_| Reason::UpstreamBadAnswer)?;
         let claims = Claims::parse(&json).map_err(|_| Reason::UpstreamBadAnswer)?;
         let issuer = &introspector.issuer;
         check_answer_claims(&claims, &issuer.config, now)?;

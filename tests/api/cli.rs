@@ -53,10 +53,13 @@ impl DevServer {
                 break;
             }
             walkthrough.push_str(&line);
-            if line.starts_with("# 7. introspect again") {
-                let mut last = String::new();
-                out.read_line(&mut last).unwrap();
-                walkthrough.push_str(&last);
+            // The last step: its two command lines follow.
+            if line.starts_with("# 8. an opaque token") {
+                for _ in 0..2 {
+                    let mut next = String::new();
+                    out.read_line(&mut next).unwrap();
+                    walkthrough.push_str(&next);
+                }
                 break;
             }
         }
@@ -159,7 +162,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .walkthrough
         .lines()
         .filter(|l| {
-            ["export ", "TOKEN=", "WRITER=", "curl "]
+            ["export ", "TOKEN=", "WRITER=", "OPAQUE=", "curl "]
                 .iter()
                 .any(|p| l.starts_with(p))
         })
@@ -167,7 +170,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .collect();
     assert_eq!(
         script.lines().count(),
-        10,
+        12,
         "walkthrough:\n{}",
         server.walkthrough
     );
@@ -183,7 +186,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 6, "{stdout}");
+    assert_eq!(lines.len(), 7, "{stdout}");
     let first: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["active"], true);
     assert_eq!(first["sub"], "alice");
@@ -201,6 +204,11 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
     assert_eq!(assertion.split('.').count(), 3, "a JWT: {assertion}");
     assert_eq!(lines[4], "200");
     assert_eq!(lines[5], r#"{"active":false}"#);
+    // An opaque token, answered through the dev issuer's introspection endpoint.
+    let opaque: Value = serde_json::from_str(lines[6]).unwrap();
+    assert_eq!(opaque["active"], true, "{stdout}");
+    assert_eq!(opaque["sub"], "bob");
+    assert_eq!(opaque["iss"], format!("{}/dev", server.base));
     // The dev issuer's discovery document and JWKS are served.
     let discovery: Value = serde_json::from_slice(
         &Command::new("curl")

@@ -1,10 +1,13 @@
 //! `tokend serve --dev`: everything a newcomer needs in one process.
 //!
 //! A development issuer with fresh RS256, ES256 and EdDSA keys (trusted
-//! directly, and also published as discovery document and JWKS), `POST
+//! directly, and also published as discovery document and JWKS) and opaque
+//! tokens of its own behind an introspection endpoint ([`opaque`]), `POST
 //! /dev/token` to mint tokens for it, a `dev` client with a random secret and
 //! every permission, the memory revocation store, and listeners on 127.0.0.1
 //! only. The printed walkthrough needs nothing but curl.
+
+mod opaque;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::Router;
@@ -26,10 +29,11 @@ use crate::token::Algorithm;
 /// Algorithms of the development issuer; the first is the default for `/dev/token`.
 pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
-/// The development issuer: its URL and one signing key per algorithm.
+/// The development issuer: its URL, one signing key per algorithm, and its opaque tokens.
 pub struct DevIssuer {
     pub issuer: String,
     signers: Vec<(Algorithm, Signer)>,
+    opaque: opaque::OpaqueTokens,
     clock: Clock,
 }
 
@@ -114,8 +118,13 @@ pub fn setup(
         })
         .collect();
     let keys = jwks(&signers.iter().map(|(_, s)| s).collect::<Vec<_>>());
+    let opaque = opaque::OpaqueTokens::new();
     let issuer_config: IssuerConfig = toml::from_str(&format!(
-        "name = \"dev\"\nissuer = \"{issuer}\"\nalgorithms = [\"RS256\", \"ES256\", \"EdDSA\"]\n"
+        "name = \"dev\"\nissuer = \"{issuer}\"\nalgorithms = [\"RS256\", \"ES256\", \"EdDSA\"]\n\
+         introspection_endpoint = \"{issuer}/introspect\"\nrevocation_endpoint = \"{issuer}/revoke\"\n\
+         introspection_client_id = \"{}\"\nintrospection_client_secret = \"{}\"\nallow_insecure_http = true\n",
+        opaque::CLIENT_ID,
+        opaque.secret,
     ))
     .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
     config.issuers = vec![IssuerConfig {
@@ -135,6 +144,7 @@ pub fn setup(
         issuer: Arc::new(DevIssuer {
             issuer,
             signers,
+            opaque,
             clock,
         }),
         client_secret,
@@ -142,8 +152,14 @@ pub fn setup(
 }
 
 impl DevIssuer {
-    /// Mints a token: default claims, overridden by `overrides` (minus `alg`, which picks the key).
+    /// Mints a token: default claims, overridden by `overrides` (minus `alg`,
+    /// which picks the key, and `opaque`, which asks for an opaque token instead).
     pub fn mint(&self, overrides: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
+        let opaque = match overrides.get("opaque") {
+            None | Some(Value::Bool(false)) => false,
+            Some(Value::Bool(true)) => true,
+            Some(_) => return Err(ApiError::InvalidRequest("opaque must be a boolean".into())),
+        };
         let alg = match overrides.get("alg") {
             None => ALGORITHMS[0],
             Some(Value::String(name)) => Algorithm::from_name(name)
@@ -167,8 +183,14 @@ impl DevIssuer {
             "client_id": "dev",
         });
         let map = claims.as_object_mut().expect("object");
-        for (name, value) in overrides.iter().filter(|(k, _)| k.as_str() != "alg") {
+        for (name, value) in overrides
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "alg" | "opaque"))
+        {
             map.insert(name.clone(), value.clone());
+        }
+        if opaque {
+            return Ok(self.opaque.issue(map.clone()));
         }
         let (_, signer) = self
             .signers
@@ -187,6 +209,8 @@ impl DevIssuer {
 pub fn routes(issuer: Arc<DevIssuer>) -> Router {
     Router::new()
         .route("/dev/token", post(mint_token))
+        .route("/dev/introspect", post(opaque::introspect))
+        .route("/dev/revoke", post(opaque::revoke))
         .route("/dev/.well-known/openid-configuration", get(discovery))
         .route(
             "/dev/jwks",
@@ -224,6 +248,8 @@ async fn discovery(State(issuer): State<Arc<DevIssuer>>) -> Response {
     axum::Json(json!({
         "issuer": issuer.issuer,
         "jwks_uri": format!("{}/jwks", issuer.issuer),
+        "introspection_endpoint": format!("{}/introspect", issuer.issuer),
+        "revocation_endpoint": format!("{}/revoke", issuer.issuer),
         "id_token_signing_alg_values_supported": ALGORITHMS.iter().map(|a| a.name()).collect::<Vec<_>>(),
     }))
     .into_response()
@@ -262,6 +288,9 @@ curl -s -o /dev/null -w '%{{http_code}} %header{{x-tokend-assertion}}\\n' -H \"A
 curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/revoke -o /dev/null -w '%{{http_code}}\\n'
 # 7. introspect again: {{\"active\":false}}
 curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/introspect; echo
+# 8. an opaque token (not a JWT): tokend asks the dev issuer's introspection endpoint once, then answers from its cache
+OPAQUE=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"opaque\":true,\"sub\":\"bob\"}}')
+curl -s {auth} --data-urlencode \"token=$OPAQUE\" {base}/introspect; echo
 "
     )
 }

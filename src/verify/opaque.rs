@@ -56,6 +56,11 @@ impl Opaque {
         &self.introspectors
     }
 
+    /// Upstream calls under way (tokens being asked about now).
+    pub fn calls_in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
     /// The verdict on an opaque token at `now`: cached, joined, or asked.
     pub async fn check(&self, token: &WholeToken<'_>, now: u64) -> Answer {
         if !is_b64token(token.text) {
@@ -66,13 +71,16 @@ impl Opaque {
             return answer;
         }
         let call = self.in_flight.entry(digest).or_default().clone();
-        let answer = call
-            .get_or_init(|| self.ask(token.text, digest, now))
+        // Leaves `in_flight` however this ends, an abandoned request included:
+        // a call left behind would hand its answer out past the cache's bounds.
+        let _leave = Leave {
+            in_flight: &self.in_flight,
+            digest,
+            call: &call,
+        };
+        call.get_or_init(|| self.ask(token.text, digest, now))
             .await
-            .clone();
-        self.in_flight
-            .remove_if(&digest, |_, running| Arc::ptr_eq(running, &call));
-        answer
+            .clone()
     }
 
     /// Asks each introspecting issuer in turn and caches what was learnt
@@ -145,6 +153,21 @@ impl Opaque {
         if expires_at > now as f64 {
             self.cache.insert(digest, answer, expires_at, now);
         }
+    }
+}
+
+/// Takes a finished (or abandoned) call out of `in_flight`, unless a newer
+/// call for the same token took its place.
+struct Leave<'a> {
+    in_flight: &'a DashMap<TokenDigest, Arc<OnceCell<Answer>>>,
+    digest: TokenDigest,
+    call: &'a Arc<OnceCell<Answer>>,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        self.in_flight
+            .remove_if(&self.digest, |_, running| Arc::ptr_eq(running, self.call));
     }
 }
 

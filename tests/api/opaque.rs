@@ -5,6 +5,7 @@
 
 use futures_util::future::join_all;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use crate::grpc::{grpc_client, with_auth};
 use crate::helpers::*;
@@ -311,6 +312,31 @@ async fn issuers_are_asked_in_order_and_an_answer_counts_only_for_its_own_iss() 
     assert_eq!((first.calls(), second.calls()), (2, 2));
 }
 
+/// Requests that give up while the IdP is slow leave nothing behind: no call
+/// entry lingers (memory), and a later request asks afresh.
+#[tokio::test]
+async fn abandoned_requests_leave_no_call_behind() {
+    let Setup { idp, app, .. } = setup("", "").await;
+    idp.set_delay(500);
+    let verifier = app.app.state.runtime().verifier.clone();
+    let tokens: Vec<String> = (0..20)
+        .map(|_| idp.issue(opaque_claims(&idp.url(), now())))
+        .collect();
+    for token in &tokens {
+        let presented = presented(token);
+        let check = verifier.check(&presented, now());
+        assert!(
+            tokio::time::timeout(Duration::from_millis(20), check)
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(verifier.opaque().unwrap().calls_in_flight(), 0);
+    idp.set_delay(0);
+    assert!(app.is_active(&tokens[0]).await, "asked again, answered");
+    assert_eq!(verifier.opaque().unwrap().calls_in_flight(), 0);
+}
+
 /// Attacks: what is not an RFC 6750 token never reaches the IdP.
 #[tokio::test]
 async fn tokens_that_are_not_b64tokens_never_reach_the_idp() {
@@ -371,10 +397,21 @@ async fn revoking_an_opaque_token_stores_its_hash_and_tells_the_issuer() {
         Some("1")
     );
 
-    // gRPC Revoke does the same.
+    // gRPC Introspect answers for opaque tokens too, and gRPC Revoke does the same.
     let other = idp.issue(opaque_claims(&idp.url(), now()));
-    assert!(app.is_active(&other).await);
     let mut client = grpc_client(&app).await;
+    let introspect = pb::IntrospectRequest {
+        token: other.clone(),
+        token_type_hint: String::new(),
+        include_claims: true,
+    };
+    let answer = client
+        .introspect(with_auth(introspect, Some(("gateway", GATEWAY_SECRET))))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.active);
+    assert_eq!(answer.sub, "alice");
     let revoke = pb::RevokeRequest {
         token: other.clone(),
         token_type_hint: "access_token".into(),

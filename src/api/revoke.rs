@@ -18,6 +18,15 @@ fn unavailable(e: StoreError) -> ApiError {
     ))
 }
 
+/// An opaque token whose issuer could not be asked: whose it is, and so what
+/// to store, is unknown. Not acknowledged (the caller retries); meanwhile the
+/// token is inactive anyway, as every doubt is.
+fn issuer_unheard(reason: crate::token::Reason) -> ApiError {
+    ApiError::Unavailable(format!(
+        "the token's issuer could not be asked about it ({reason}), so nothing is stored: retry"
+    ))
+}
+
 fn audit(action: &str, entry: &Entry, caller: &Caller, from: &str) {
     tracing::info!(
         target: "tokend::audit",
@@ -49,6 +58,7 @@ pub async fn revoke_token(
     let runtime = state.runtime();
     let verified = match runtime.verifier.check(presented, now).await {
         Verdict::Active(v) => v,
+        Verdict::Inactive(reason) if reason.is_doubt() => return Err(issuer_unheard(reason)),
         Verdict::Inactive(reason) => {
             tracing::debug!(caller = %caller.id, token = %crate::token::fingerprint(token), %reason, "revoke: nothing to store");
             return Ok(None);
@@ -138,6 +148,9 @@ pub async fn admin_revoke(
             let presented = Presented::new(&token, TokenSource::AdminBody);
             let verified = match runtime.verifier.check(&presented, now).await {
                 Verdict::Active(v) => v,
+                Verdict::Inactive(reason) if reason.is_doubt() => {
+                    return Err(issuer_unheard(reason));
+                }
                 Verdict::Inactive(reason) => {
                     return Err(ApiError::InvalidRequest(format!(
                         "the token is not active ({}), so there is nothing to revoke",

@@ -67,6 +67,16 @@ impl fmt::Display for Reason {
 }
 
 impl Reason {
+    /// Whether the verdict is doubt rather than a finding: an introspection
+    /// endpoint gave no usable answer. (Still inactive; but a revocation
+    /// cannot be stored for a token nobody could say anything about.)
+    pub fn is_doubt(self) -> bool {
+        matches!(
+            self,
+            Reason::UpstreamUnavailable | Reason::UpstreamBadAnswer
+        )
+    }
+
     /// Index into per-reason tables (metrics handles).
     pub fn index(self) -> usize {
         self as usize

@@ -174,6 +174,16 @@ allow_insecure_http = true
     let token = idp.issue(opaque_claims(&idp.url(), now()));
     assert!(!app.is_active(&token).await);
     assert_eq!(upstream_count(&app, &name, "unavailable").await, 1);
+    // Revoking it cannot be acknowledged: nobody could say whose it is.
+    let response = app
+        .http
+        .post(format!("{}/revoke", app.base))
+        .basic_auth("revoker", Some(REVOKER_SECRET))
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
     let explained: Value = app
         .http
         .post(format!("{}/admin/explain", app.base))

@@ -65,18 +65,22 @@ enum Command {
         client: ClientArgs,
     },
     /// Revoke through a running tokend's admin API: one token, a token by id,
-    /// every token of a subject, or every token of an issuer issued before a time.
-    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["token", "jti", "sub", "iss"])))]
+    /// every token of a subject or a session, or every token of an issuer
+    /// issued before a time.
+    #[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["token", "jti", "sub", "sid", "iss"])))]
     Revoke {
         /// The token itself (revoked by its jti, or its SHA-256 when it has none).
-        #[arg(long, conflicts_with_all = ["jti", "sub", "iss", "exp", "before"])]
+        #[arg(long, conflicts_with_all = ["jti", "sub", "sid", "iss", "exp", "before"])]
         token: Option<String>,
         /// Revoke by jti (with --iss and --exp).
-        #[arg(long, requires_all = ["iss", "exp"], conflicts_with = "sub")]
+        #[arg(long, requires_all = ["iss", "exp"], conflicts_with_all = ["sub", "sid"])]
         jti: Option<String>,
         /// Revoke every token of this subject (with --iss; --before defaults to now + the issuer leeway).
-        #[arg(long, requires = "iss")]
+        #[arg(long, requires = "iss", conflicts_with = "sid")]
         sub: Option<String>,
+        /// Revoke every token of this session (the `sid` claim; with --iss; --before as for --sub).
+        #[arg(long, requires = "iss")]
+        sid: Option<String>,
         #[arg(long)]
         iss: Option<String>,
         /// The token's exp (Unix seconds), for --jti.
@@ -243,6 +247,7 @@ async fn run(command: Command) -> ExitCode {
             token,
             jti,
             sub,
+            sid,
             iss,
             exp,
             before,
@@ -257,6 +262,7 @@ async fn run(command: Command) -> ExitCode {
             put("token", token.map(Into::into));
             put("jti", jti.map(Into::into));
             put("sub", sub.map(Into::into));
+            put("sid", sid.map(Into::into));
             put("iss", iss.map(Into::into));
             put("exp", exp.map(Into::into));
             put("before", before.map(Into::into));
@@ -413,6 +419,11 @@ async fn list_revocations(client: ClientArgs) -> ExitCode {
                 Some("subject") => format!(
                     "sub={} before={}",
                     e["sub"].as_str().unwrap_or(""),
+                    e["before"]
+                ),
+                Some("session") => format!(
+                    "sid={} before={}",
+                    e["sid"].as_str().unwrap_or(""),
                     e["before"]
                 ),
                 _ => format!("before={}", e["before"]),

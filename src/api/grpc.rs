@@ -80,7 +80,7 @@ fn active_response(verified: &Verified, include_claims: bool) -> pb::IntrospectR
         jti: text(c.jti()),
         scope: text(c.scope()),
         client_id: text(c.client_id()),
-        username: text(c.username()),
+        username: c.username().unwrap_or_default(),
         token_type: "Bearer".into(),
         claims: include_claims.then(|| to_struct(&c.to_map())),
     }

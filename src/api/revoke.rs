@@ -38,6 +38,7 @@ fn audit(action: &str, entry: &Entry, caller: &Caller, from: &str) {
         iss = %entry.iss,
         jti = entry.jti.as_deref(),
         sub = entry.sub.as_deref(),
+        sid = entry.sid.as_deref(),
         before = entry.before,
         expires_at = entry.expires_at,
         "revocation {action}"
@@ -123,6 +124,7 @@ pub struct AdminRevocation {
     pub iss: Option<String>,
     pub exp: Option<u64>,
     pub sub: Option<String>,
+    pub sid: Option<String>,
     pub before: Option<u64>,
 }
 
@@ -143,6 +145,7 @@ pub async fn admin_revoke(
             iss: None,
             exp: None,
             sub: None,
+            sid: None,
             before: None,
         } => {
             let presented = Presented::new(&token, TokenSource::AdminBody);
@@ -168,6 +171,7 @@ pub async fn admin_revoke(
             iss: Some(iss),
             exp: Some(exp),
             sub: None,
+            sid: None,
             before: None,
         } => {
             let issuer = runtime
@@ -186,35 +190,38 @@ pub async fn admin_revoke(
             iss: Some(iss),
             exp: None,
             sub,
+            sid,
             before,
-        } => {
+        } if sub.is_none() || sid.is_none() => {
             let issuer = runtime
                 .verifier
                 .issuer_by_iss(&iss)
                 .ok_or_else(|| bad("iss is not a configured issuer"))?;
             let leeway = issuer.config.leeway_seconds;
-            // A subject's tokens by default up to now + leeway: one minted just
-            // before this request by an IdP whose clock runs ahead (up to the
-            // leeway tokend accepts) carries an `iat` past our now.
-            let before = match (&sub, before) {
+            // A subject's or session's tokens by default up to now + leeway:
+            // one minted just before this request by an IdP whose clock runs
+            // ahead (up to the leeway tokend accepts) carries an `iat` past our now.
+            let before = match (sub.is_some() || sid.is_some(), before) {
                 (_, Some(b)) => b,
-                (Some(_), None) => now.saturating_add(leeway),
-                (None, None) => return Err(bad("revoking a whole issuer needs \"before\"")),
+                (true, None) => now.saturating_add(leeway),
+                (false, None) => return Err(bad("revoking a whole issuer needs \"before\"")),
             };
             if before > now.saturating_add(leeway) {
                 return Err(bad("\"before\" lies in the future"));
             }
             let expires = state.revocations.bulk_expiry(&issuer.config, before, now);
-            match sub {
-                Some(sub) if sub.is_empty() => return Err(bad("sub must not be empty")),
-                Some(sub) => Entry::subject(&iss, &sub, before),
-                None => Entry::issuer(&iss, before),
+            match (sub, sid) {
+                (Some(sub), _) if sub.is_empty() => return Err(bad("sub must not be empty")),
+                (_, Some(sid)) if sid.is_empty() => return Err(bad("sid must not be empty")),
+                (Some(sub), _) => Entry::subject(&iss, &sub, before),
+                (_, Some(sid)) => Entry::session(&iss, &sid, before),
+                (None, None) => Entry::issuer(&iss, before),
             }
             .with_times(expires, now, &caller.id)
         }
         _ => {
             return Err(bad(
-                "give exactly one of {\"token\"}, {\"jti\",\"iss\",\"exp\"}, {\"sub\",\"iss\"[,\"before\"]}, {\"iss\",\"before\"}",
+                "give exactly one of {\"token\"}, {\"jti\",\"iss\",\"exp\"}, {\"sub\",\"iss\"[,\"before\"]}, {\"sid\",\"iss\"[,\"before\"]}, {\"iss\",\"before\"}",
             ));
         }
     };

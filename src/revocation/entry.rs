@@ -1,7 +1,7 @@
 //! The revocation model every store shares: an [`Entry`] revokes one token
 //! (by `jti`, or by the SHA-256 of its signing input when it has none), every
-//! token of a subject issued at or before a time, or every token of an issuer
-//! issued at or before a time. Each entry expires when the last token it can
+//! token of a subject, of a session (`sid`, as OpenID Back-Channel Logout
+//! ends them) or of an issuer issued at or before a time. Each entry expires when the last token it can
 //! cover has expired, and has an id derived from what it revokes, so the same
 //! entry has the same id everywhere.
 
@@ -14,14 +14,18 @@ pub enum Kind {
     Jti,
     Subject,
     Issuer,
+    Session,
 }
 
 impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Jti, Kind::Subject, Kind::Issuer, Kind::Session];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Jti => "jti",
             Kind::Subject => "subject",
             Kind::Issuer => "issuer",
+            Kind::Session => "session",
         }
     }
 }
@@ -39,7 +43,10 @@ pub struct Entry {
     /// `Subject` entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
-    /// `Subject` and `Issuer` entries: tokens with `iat <= before` (or no `iat`) are revoked.
+    /// `Session` entries: the `sid` claim of the tokens they revoke.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// `Subject`, `Session` and `Issuer` entries: tokens with `iat <= before` (or no `iat`) are revoked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<u64>,
     /// Unix seconds after which no token the entry covers can still be valid.
@@ -76,49 +83,62 @@ pub fn expiry_after(exp: f64, leeway: u64) -> u64 {
 pub const TOKEN_HASH_PREFIX: &str = "sha256:";
 
 impl Entry {
-    fn new(
-        kind: Kind,
-        iss: &str,
-        jti: Option<String>,
-        sub: Option<String>,
-        before: Option<u64>,
-    ) -> Entry {
-        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
-        for part in [
-            kind.as_str(),
-            iss,
-            jti.as_deref().unwrap_or(""),
-            sub.as_deref().unwrap_or(""),
-        ] {
-            digest.update(part.as_bytes());
-            digest.update(&[0]);
-        }
-        digest.update(&before.unwrap_or(0).to_be_bytes());
-        let prefix = match kind {
-            Kind::Jti => "jti_",
-            Kind::Subject => "sub_",
-            Kind::Issuer => "iss_",
+    fn new(kind: Kind, iss: &str, value: Option<String>, before: Option<u64>) -> Entry {
+        let (jti, sub, sid) = match kind {
+            Kind::Jti => (value, None, None),
+            Kind::Subject => (None, value, None),
+            Kind::Session => (None, None, value),
+            Kind::Issuer => (None, None, None),
         };
-        let id = format!(
-            "{prefix}{}",
-            crate::mint::b64(&digest.finish().as_ref()[..16])
-        );
-        Entry {
-            id,
+        let mut entry = Entry {
+            id: String::new(),
             kind,
             iss: iss.to_owned(),
             jti,
             sub,
+            sid,
             before,
             expires_at: 0,
             created_at: 0,
             created_by: String::new(),
+        };
+        entry.id = entry.derived_id();
+        entry
+    }
+
+    /// The id: a hash of what the entry revokes (ids of the first three
+    /// kinds are as they were before sessions existed).
+    fn derived_id(&self) -> String {
+        let mut digest = aws_lc_rs::digest::Context::new(&aws_lc_rs::digest::SHA256);
+        for part in [
+            self.kind.as_str(),
+            &self.iss,
+            self.jti.as_deref().unwrap_or(""),
+            self.sub.as_deref().unwrap_or(""),
+        ] {
+            digest.update(part.as_bytes());
+            digest.update(&[0]);
         }
+        if let Some(sid) = &self.sid {
+            digest.update(sid.as_bytes());
+            digest.update(&[0]);
+        }
+        digest.update(&self.before.unwrap_or(0).to_be_bytes());
+        let prefix = match self.kind {
+            Kind::Jti => "jti_",
+            Kind::Subject => "sub_",
+            Kind::Issuer => "iss_",
+            Kind::Session => "sid_",
+        };
+        format!(
+            "{prefix}{}",
+            crate::mint::b64(&digest.finish().as_ref()[..16])
+        )
     }
 
     /// Revokes one token by its `jti`.
     pub fn jti(iss: &str, jti: &str) -> Entry {
-        Entry::new(Kind::Jti, iss, Some(jti.to_owned()), None, None)
+        Entry::new(Kind::Jti, iss, Some(jti.to_owned()), None)
     }
 
     /// Revokes a token without `jti` by the SHA-256 of its signing input.
@@ -139,12 +159,17 @@ impl Entry {
 
     /// Revokes every token of `sub` at `iss` issued at or before `before`.
     pub fn subject(iss: &str, sub: &str, before: u64) -> Entry {
-        Entry::new(Kind::Subject, iss, None, Some(sub.to_owned()), Some(before))
+        Entry::new(Kind::Subject, iss, Some(sub.to_owned()), Some(before))
+    }
+
+    /// Revokes every token of `iss` whose `sid` is `sid`, issued at or before `before`.
+    pub fn session(iss: &str, sid: &str, before: u64) -> Entry {
+        Entry::new(Kind::Session, iss, Some(sid.to_owned()), Some(before))
     }
 
     /// Revokes every token of `iss` issued at or before `before`.
     pub fn issuer(iss: &str, before: u64) -> Entry {
-        Entry::new(Kind::Issuer, iss, None, None, Some(before))
+        Entry::new(Kind::Issuer, iss, None, Some(before))
     }
 
     /// Sets the times; `expires_at` is clamped to [`MAX_EXPIRES_AT`].
@@ -155,16 +180,16 @@ impl Entry {
         self
     }
 
-    /// Whether the id matches the content (ids travel through stores and APIs).
+    /// Whether the id matches the content (ids travel through stores and APIs),
+    /// and the content fits the kind.
     pub fn id_is_consistent(&self) -> bool {
-        Entry::new(
-            self.kind,
-            &self.iss,
-            self.jti.clone(),
-            self.sub.clone(),
-            self.before,
-        )
-        .id == self.id
+        let fits = match self.kind {
+            Kind::Jti => self.jti.is_some() && self.sub.is_none() && self.sid.is_none(),
+            Kind::Subject => self.sub.is_some() && self.jti.is_none() && self.sid.is_none(),
+            Kind::Session => self.sid.is_some() && self.jti.is_none() && self.sub.is_none(),
+            Kind::Issuer => self.jti.is_none() && self.sub.is_none() && self.sid.is_none(),
+        };
+        fits && self.derived_id() == self.id
     }
 }
 
@@ -189,6 +214,9 @@ mod tests {
             a.id
         );
         assert!(a.id_is_consistent());
+        let session = Entry::session("https://a", "t1", 0);
+        assert!(session.id.starts_with("sid_") && session.id_is_consistent());
+        assert_ne!(session.id, Entry::subject("https://a", "t1", 0).id);
         let mut forged = a.clone();
         forged.jti = Some("other".into());
         assert!(!forged.id_is_consistent());

@@ -10,6 +10,17 @@ use std::sync::Arc;
 use super::entry::{Entry, Kind, SIGNING_INPUT_PREFIX, TOKEN_HASH_PREFIX};
 use crate::token::WholeToken;
 
+/// Who a token belongs to, as subject, session and issuer entries match it.
+#[derive(Clone, Copy, Debug)]
+pub struct Holder<'a> {
+    pub iss: &'a str,
+    pub sub: Option<&'a str>,
+    pub sid: Option<&'a str>,
+    /// When it was issued (see [`crate::verify::issued_at`]); `None`: covered
+    /// by every live entry.
+    pub iat: Option<f64>,
+}
+
 /// The `jti` side of a token, as the local copy looks it up.
 #[derive(Clone, Copy, Debug)]
 pub enum TokenId<'a> {
@@ -107,6 +118,11 @@ fn key_of(entry: &Entry) -> u128 {
             &entry.iss,
             &[entry.sub.as_deref().unwrap_or("").as_bytes()],
         ),
+        Kind::Session => fingerprint(
+            Kind::Session,
+            &entry.iss,
+            &[entry.sid.as_deref().unwrap_or("").as_bytes()],
+        ),
         Kind::Issuer => fingerprint(Kind::Issuer, &entry.iss, &[]),
     }
 }
@@ -127,7 +143,7 @@ impl Maps {
                 let mut slot = self.jti.entry(key).or_insert(0);
                 *slot = (*slot).max(entry.expires_at);
             }
-            Kind::Subject | Kind::Issuer => {
+            Kind::Subject | Kind::Session | Kind::Issuer => {
                 let before = entry.before.unwrap_or(0);
                 let mut list = self.bulk.entry(key).or_default();
                 match list.iter_mut().find(|b| b.before == before) {
@@ -165,7 +181,7 @@ impl LocalCopy {
             Kind::Jti => {
                 maps.jti.remove(&key);
             }
-            Kind::Subject | Kind::Issuer => {
+            Kind::Subject | Kind::Session | Kind::Issuer => {
                 let before = entry.before.unwrap_or(0);
                 maps.bulk.remove_if_mut(&key, |_, list| {
                     list.retain(|b| b.before != before);
@@ -176,14 +192,8 @@ impl LocalCopy {
     }
 
     /// Whether a token is covered by an unexpired entry.
-    pub fn is_revoked(
-        &self,
-        iss: &str,
-        id: TokenId<'_>,
-        sub: Option<&str>,
-        iat: Option<f64>,
-        now: u64,
-    ) -> bool {
+    pub fn is_revoked(&self, holder: &Holder<'_>, id: TokenId<'_>, now: u64) -> bool {
+        let Holder { iss, sub, sid, iat } = *holder;
         let maps = self.maps.load();
         let revoked = |key: u128| maps.jti.get(&key).is_some_and(|exp| *exp > now);
         let jti_key = match id {
@@ -221,6 +231,7 @@ impl LocalCopy {
         };
         covered(fingerprint(Kind::Issuer, iss, &[]))
             || sub.is_some_and(|s| covered(fingerprint(Kind::Subject, iss, &[s.as_bytes()])))
+            || sid.is_some_and(|s| covered(fingerprint(Kind::Session, iss, &[s.as_bytes()])))
     }
 
     /// Drops expired entries.
@@ -256,7 +267,19 @@ mod tests {
         copy.apply(&Entry::jti("i", "j1").with_times(2000, now, "t"));
         copy.apply(&Entry::subject("i", "alice", 900).with_times(2000, now, "t"));
         copy.apply(&Entry::issuer("k", 500).with_times(2000, now, "t"));
-        let check = |iss, jti, sub, iat| copy.is_revoked(iss, TokenId::Jti(jti), sub, iat, now);
+        copy.apply(&Entry::session("i", "s-1", 900).with_times(2000, now, "t"));
+        let check = |iss, jti, sub, iat| {
+            copy.is_revoked(
+                &Holder {
+                    iss: iss,
+                    sub: sub,
+                    sid: None,
+                    iat: iat,
+                },
+                TokenId::Jti(jti),
+                now,
+            )
+        };
         assert!(check("i", "j1", None, Some(1.0)));
         assert!(!check("other", "j1", None, Some(1.0)), "jti is per issuer");
         assert!(
@@ -270,9 +293,34 @@ mod tests {
         );
         assert!(!check("i", "x", Some("bob"), Some(1.0)));
         assert!(check("k", "x", Some("anyone"), Some(500.0)));
+        let session = |sid, iat| {
+            let holder = Holder {
+                iss: "i",
+                sub: Some("carol"),
+                sid: Some(sid),
+                iat,
+            };
+            copy.is_revoked(&holder, TokenId::Jti("x"), now)
+        };
+        assert!(session("s-1", Some(900.0)), "the session's tokens");
+        assert!(!session("s-1", Some(901.0)), "issued after the logout");
+        assert!(!session("s-2", Some(1.0)), "another session of the issuer");
+        assert!(
+            !check("i", "x", Some("carol"), Some(1.0)),
+            "the subject's other sessions"
+        );
         assert!(!check("k", "x", Some("anyone"), Some(501.0)));
         // expiry
-        assert!(!copy.is_revoked("i", TokenId::Jti("j1"), None, None, 2000));
+        assert!(!copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: None,
+                sid: None,
+                iat: None
+            },
+            TokenId::Jti("j1"),
+            2000
+        ));
         copy.sweep(2000);
         assert!(copy.is_empty());
     }
@@ -290,14 +338,41 @@ mod tests {
             signing_input,
             token,
         };
-        assert!(copy.is_revoked("i", id(&input, &first), None, None, 1));
+        assert!(copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: None,
+                sid: None,
+                iat: None
+            },
+            id(&input, &first),
+            1
+        ));
         assert!(
-            copy.is_revoked("i", id(&input, &second), None, None, 1),
+            copy.is_revoked(
+                &Holder {
+                    iss: "i",
+                    sub: None,
+                    sid: None,
+                    iat: None
+                },
+                id(&input, &second),
+                1
+            ),
             "any signature over the same input"
         );
         let other = crate::token::sha256(b"a.x");
         let third = WholeToken::new("a.x.c");
-        assert!(!copy.is_revoked("i", id(&other, &third), None, None, 1));
+        assert!(!copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: None,
+                sid: None,
+                iat: None
+            },
+            id(&other, &third),
+            1
+        ));
     }
 
     #[test]
@@ -314,9 +389,27 @@ mod tests {
             signing_input: &input,
             token: &whole,
         };
-        assert!(!copy.is_revoked("i", id, None, None, 1));
+        assert!(!copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: None,
+                sid: None,
+                iat: None
+            },
+            id,
+            1
+        ));
         copy.apply(&Entry::jti("i", &legacy).with_times(2000, 0, "t"));
-        assert!(copy.is_revoked("i", id, None, None, 1));
+        assert!(copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: None,
+                sid: None,
+                iat: None
+            },
+            id,
+            1
+        ));
     }
 
     #[test]
@@ -327,8 +420,26 @@ mod tests {
         copy.apply(&a);
         copy.apply(&b);
         copy.remove(&b);
-        assert!(copy.is_revoked("i", TokenId::Jti("x"), Some("alice"), Some(100.0), 1));
-        assert!(!copy.is_revoked("i", TokenId::Jti("x"), Some("alice"), Some(150.0), 1));
+        assert!(copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: Some("alice"),
+                sid: None,
+                iat: Some(100.0)
+            },
+            TokenId::Jti("x"),
+            1
+        ));
+        assert!(!copy.is_revoked(
+            &Holder {
+                iss: "i",
+                sub: Some("alice"),
+                sid: None,
+                iat: Some(150.0)
+            },
+            TokenId::Jti("x"),
+            1
+        ));
         copy.remove(&a);
         assert!(copy.is_empty());
     }

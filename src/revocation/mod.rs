@@ -15,7 +15,7 @@ pub mod redis;
 pub use entry::{
     Entry, Kind, MAX_EXPIRES_AT, SIGNING_INPUT_PREFIX, TOKEN_HASH_PREFIX, expiry_after,
 };
-pub use local::{LocalCopy, TokenId};
+pub use local::{Holder, LocalCopy, TokenId};
 
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -77,7 +77,7 @@ pub struct Revocations {
     copy: Arc<LocalCopy>,
     fail_closed_after: Option<u64>,
     bulk_ttl: u64,
-    counters: [metrics::Counter; 3],
+    counters: [metrics::Counter; 4],
     size: metrics::Gauge,
     up: metrics::Gauge,
 }
@@ -99,11 +99,7 @@ impl Revocations {
             copy,
             fail_closed_after,
             bulk_ttl,
-            counters: [
-                counter(Kind::Jti),
-                counter(Kind::Subject),
-                counter(Kind::Issuer),
-            ],
+            counters: Kind::ALL.map(counter),
             size: metrics::gauge!(crate::metrics::REVOCATION_ENTRIES),
             up: metrics::gauge!(crate::metrics::REVOCATION_STORE_UP),
         };
@@ -148,15 +144,8 @@ impl Revocations {
 
     /// The request-path check: `Err(Revoked)`, or `Err(StoreStale)` when the copy
     /// is too stale and the policy is fail-closed.
-    pub fn check(
-        &self,
-        iss: &str,
-        id: TokenId<'_>,
-        sub: Option<&str>,
-        iat: Option<f64>,
-        now: u64,
-    ) -> Result<(), Reason> {
-        if self.copy.is_revoked(iss, id, sub, iat, now) {
+    pub fn check(&self, holder: &Holder<'_>, id: TokenId<'_>, now: u64) -> Result<(), Reason> {
+        if self.copy.is_revoked(holder, id, now) {
             return Err(Reason::Revoked);
         }
         if let Some(limit) = self.fail_closed_after

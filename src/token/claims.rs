@@ -24,7 +24,7 @@ struct Read<'de> {
     azp: Option<Claim<'de>>,
     scope: Option<Claim<'de>>,
     scp: Option<Claim<'de>>,
-    username: Option<Claim<'de>>,
+    sid: Option<Claim<'de>>,
     aud: Option<Claim<'de>>,
     exp: Option<Claim<'de>>,
     iat: Option<Claim<'de>>,
@@ -55,7 +55,7 @@ impl<'de> Deserialize<'de> for Read<'de> {
                         "azp" => &mut read.azp,
                         "scope" => &mut read.scope,
                         "scp" => &mut read.scp,
-                        "username" => &mut read.username,
+                        "sid" => &mut read.sid,
                         "aud" => &mut read.aud,
                         "exp" => &mut read.exp,
                         "iat" => &mut read.iat,
@@ -110,7 +110,7 @@ const SUB: usize = 1;
 const JTI: usize = 2;
 const CLIENT_ID: usize = 3;
 const SCOPE: usize = 4;
-const USERNAME: usize = 5;
+const SID: usize = 5;
 
 /// What the introspection answer needs to know about the payload's members
 /// (`client_id` and `scope` are filled from `azp` and `scp` only when the
@@ -165,6 +165,7 @@ impl Claims {
         must_be_text(&read.iss)?;
         must_be_text(&read.sub)?;
         must_be_text(&read.jti)?;
+        must_be_text(&read.sid)?;
         let audiences: &[Text] = match &read.aud {
             None => &[],
             Some(Claim::Text(a)) => std::slice::from_ref(a),
@@ -206,7 +207,7 @@ impl Claims {
                 None => text(&read.azp),
             },
             scope,
-            text(&read.username),
+            text(&read.sid),
         ];
         // A value read without escapes lies in the JSON already and is pointed
         // at there; only the others are appended, decoded.
@@ -295,8 +296,21 @@ impl Claims {
     pub fn scope(&self) -> Option<&str> {
         self.text(self.spans[SCOPE])
     }
-    pub fn username(&self) -> Option<&str> {
-        self.text(self.spans[USERNAME])
+    /// The session id (OpenID Connect), which session revocations match.
+    pub fn sid(&self) -> Option<&str> {
+        self.text(self.spans[SID])
+    }
+
+    /// `username` (RFC 7662), read from the JSON when asked: only gRPC
+    /// answers carry it, and most tokens have none.
+    pub fn username(&self) -> Option<String> {
+        if !self.json().contains("\"username\"") {
+            return None;
+        }
+        match self.to_map().remove("username") {
+            Some(Value::String(name)) => Some(name),
+            _ => None,
+        }
     }
     /// `aud`, whether sent as a string or an array.
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
@@ -399,14 +413,15 @@ mod tests {
     #[test]
     fn claims_read_back_decoded_whether_or_not_they_appear_verbatim() {
         let c = Claims::parse(
-            br#"{"sub":"a\u00e9","iss":"x\"y","jti":"j-1","azp":"j","aud":["p","x\"y","q"],"username":"j-1"}"#,
+            br#"{"sub":"a\u00e9","iss":"x\"y","jti":"j-1","azp":"j","aud":["p","x\"y","q"],"username":"j-1","sid":"s\u0031"}"#,
         )
         .unwrap();
         assert_eq!(c.sub(), Some("a\u{e9}"));
         assert_eq!(c.iss(), Some("x\"y"));
         assert_eq!(c.jti(), Some("j-1"));
         assert_eq!(c.client_id(), Some("j"));
-        assert_eq!(c.username(), Some("j-1"));
+        assert_eq!(c.username().as_deref(), Some("j-1"));
+        assert_eq!(c.sid(), Some("s1"));
         assert_eq!(c.scope(), None);
         assert_eq!(c.audiences().collect::<Vec<_>>(), ["p", "x\"y", "q"]);
         let c = Claims::parse(br#"{"aud":"only"}"#).unwrap();

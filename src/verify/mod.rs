@@ -23,7 +23,7 @@ use crate::keys::set::KeySet;
 use crate::keys::{IssuerId, IssuerKeys};
 use crate::metrics::Metrics;
 use crate::request::Presented;
-use crate::revocation::Revocations;
+use crate::revocation::{Holder, Revocations};
 use crate::token::parse::Jws;
 use crate::token::{Algorithm, Claims, Reason, WholeToken};
 
@@ -192,8 +192,8 @@ impl Verifier {
         Ok(verified)
     }
 
-    /// Revocation by `jti`, or by the SHA-256 of the signing input when it has
-    /// none; subject; issuer.
+    /// Revocation by `jti`, or by the hash that names the token when it has
+    /// none; subject; session; issuer.
     fn check_revocation(
         &self,
         verified: &Verified,
@@ -201,11 +201,15 @@ impl Verifier {
         now: u64,
     ) -> Result<(), Reason> {
         let claims = &verified.claims;
-        let iss = claims.iss().unwrap_or_default();
         let policy = &self.issuer(verified.issuer).config;
-        let id = verified.token_id(token);
+        let holder = Holder {
+            iss: claims.iss().unwrap_or_default(),
+            sub: claims.sub(),
+            sid: claims.sid(),
+            iat: issued_at(claims, policy),
+        };
         self.revocations
-            .check(iss, id, claims.sub(), issued_at(claims, policy), now)
+            .check(&holder, verified.token_id(token), now)
     }
 
     /// Every rule but revocation: parse, issuer, allowlist, `typ`, key, signature, claims.

@@ -565,3 +565,68 @@ async fn admin_requests_are_counted_by_their_answer() {
         );
     }
 }
+
+/// The `session` kind: every token of one `sid` at an issuer, issued at or
+/// before the entry's time — and no other session of the same subject.
+#[tokio::test]
+async fn a_session_entry_revokes_that_sessions_tokens_only() {
+    let (_idp, app, key) = setup().await;
+    let t = now();
+    let in_session = |sid: &str, iat: u64| {
+        key.sign(
+            Algorithm::ES256,
+            &json!({"iss": ISS, "sub": "carol", "sid": sid, "iat": iat, "exp": t + 300, "jti": format!("j-{}", rand::random::<u64>())}),
+        )
+    };
+    let first = in_session("sess-1", t - 10);
+    let again = in_session("sess-1", t - 5);
+    let other = in_session("sess-2", t - 10);
+    // Cached before the entry: a cache hit must still check the session.
+    for token in [&first, &again, &other] {
+        assert!(app.is_active(token).await);
+    }
+    let response = app.admin_post(json!({"sid": "sess-1", "iss": ISS})).await;
+    assert_eq!(response.status(), 201);
+    let entry: Value = response.json().await.unwrap();
+    assert_eq!(entry["kind"], "session");
+    assert_eq!(entry["sid"], "sess-1");
+    assert!(entry["id"].as_str().unwrap().starts_with("sid_"));
+    assert!(!app.is_active(&first).await);
+    assert!(!app.is_active(&again).await);
+    assert_eq!(
+        app.forward_auth(Some(&format!("Bearer {first}"))).await.status(),
+        401,
+        "forward-auth agrees"
+    );
+    assert!(app.is_active(&other).await, "another session of the same subject");
+    // A token of the session issued after the entry's time (now + leeway) is not covered.
+    app.set_now(t + 45);
+    let later = in_session("sess-1", t + 40);
+    assert!(app.is_active(&later).await);
+    // A sid that is not a string is a malformed token, not a way around the entry.
+    let numeric = key.sign(
+        Algorithm::ES256,
+        &json!({"iss": ISS, "sub": "carol", "sid": 1, "iat": t, "exp": t + 300}),
+    );
+    assert!(!app.is_active(&numeric).await);
+    // Listed, counted, lifted.
+    let listed = app.admin_list("").await;
+    assert!(listed["entries"].as_array().unwrap().iter().any(|e| e["sid"] == "sess-1"));
+    assert!(
+        app.metrics()
+            .await
+            .lines()
+            .any(|l| l.starts_with("tokend_revocations_total{kind=\"session\"}")),
+    );
+    assert_eq!(app.admin_lift(entry["id"].as_str().unwrap()).await, 204);
+    assert!(app.is_active(&first).await);
+    // The admin API's shapes: empty sid, sid with sub, sid without iss.
+    for bad in [
+        json!({"sid": "", "iss": ISS}),
+        json!({"sid": "s", "sub": "carol", "iss": ISS}),
+        json!({"sid": "s"}),
+        json!({"sid": "s", "iss": "https://unknown"}),
+    ] {
+        assert_eq!(app.admin_post(bad.clone()).await.status(), 400, "{bad}");
+    }
+}

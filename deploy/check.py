@@ -36,12 +36,20 @@ KNOWN_METRICS = {
     "tokend_cache_hits_total",
     "tokend_cache_misses_total",
     "tokend_authz_decisions_total",
+    "tokend_revocation_propagation_seconds",
+    "tokend_revocation_events_total",
+    "tokend_upstream_introspection_total",
+    "tokend_upstream_revocations_total",
+    "tokend_upstream_cache_hits_total",
+    "tokend_upstream_cache_misses_total",
+    "tokend_upstream_cache_entries",
 }
 HISTOGRAMS = {
     "tokend_verify_duration_seconds",
     "tokend_request_duration_seconds",
     "tokend_jwks_fetch_duration_seconds",
     "tokend_revocation_feed_lag_seconds",
+    "tokend_revocation_propagation_seconds",
 }
 
 problems = []

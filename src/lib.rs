@@ -52,6 +52,7 @@ mod callers;
 pub mod clock;
 pub mod config;
 pub mod dev;
+pub mod events;
 mod headers;
 pub mod keys;
 mod listen;

@@ -31,6 +31,8 @@ pub const CACHE_ENTRIES: &str = "tokend_cache_entries";
 pub const AUTHZ_DECISIONS: &str = "tokend_authz_decisions_total";
 pub const REVOCATION_FEED_LAG: &str = "tokend_revocation_feed_lag_seconds";
 pub const REVOCATION_RESYNCS: &str = "tokend_revocation_resyncs_total";
+pub const REVOCATION_EVENTS: &str = "tokend_revocation_events_total";
+pub const REVOCATION_PROPAGATION: &str = "tokend_revocation_propagation_seconds";
 pub const UPSTREAM_INTROSPECTION: &str = "tokend_upstream_introspection_total";
 pub const UPSTREAM_REVOCATIONS: &str = "tokend_upstream_revocations_total";
 pub const UPSTREAM_CACHE_HITS: &str = "tokend_upstream_cache_hits_total";
@@ -59,6 +61,14 @@ pub fn install() -> PrometheusHandle {
                 .set_buckets_for_metric(
                     Matcher::Full(JWKS_FETCH_DURATION.into()),
                     &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0],
+                )
+                .expect("bucket list is not empty")
+                .set_buckets_for_metric(
+                    Matcher::Full(REVOCATION_PROPAGATION.into()),
+                    &[
+                        0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                        10.0, 30.0,
+                    ],
                 )
                 .expect("bucket list is not empty")
                 .build_recorder();
@@ -146,6 +156,15 @@ fn describe() {
     );
     describe_gauge!(CACHE_ENTRIES, "Tokens in the verified-token cache.");
     describe_counter!(
+        REVOCATION_EVENTS,
+        "Revocation events from identity providers, by source (backchannel_logout, ssf_push, ssf_poll), event and result (applied, invalid, replayed, unavailable, ignored)."
+    );
+    describe_histogram!(
+        REVOCATION_PROPAGATION,
+        Unit::Seconds,
+        "Time from a revocation entry's creation (on any replica) to its application on this replica."
+    );
+    describe_counter!(
         UPSTREAM_INTROSPECTION,
         "Calls to an issuer's introspection endpoint for opaque tokens, by issuer and result (active, inactive, other_issuer, timeout, unavailable, bad_status, bad_answer)."
     );
@@ -176,15 +195,18 @@ pub enum Api {
     ForwardAuth,
     /// `/admin/*`: revocations and issuers.
     Admin,
+    /// Revocation events from identity providers (`/backchannel-logout`).
+    Events,
 }
 
 impl Api {
-    const ALL: [Api; 5] = [
+    const ALL: [Api; 6] = [
         Api::Http,
         Api::Grpc,
         Api::Envoy,
         Api::ForwardAuth,
         Api::Admin,
+        Api::Events,
     ];
     fn label(self) -> &'static str {
         match self {
@@ -193,6 +215,7 @@ impl Api {
             Api::Envoy => "envoy",
             Api::ForwardAuth => "forward_auth",
             Api::Admin => "admin",
+            Api::Events => "events",
         }
     }
 }

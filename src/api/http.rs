@@ -28,6 +28,10 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.max_body;
     let router = Router::new()
         .route("/revoke", post(revoke_token))
+        .route(
+            "/backchannel-logout",
+            post(super::events::backchannel_logout),
+        )
         .route("/.well-known/jwks.json", get(assertion_jwks))
         .merge(super::admin::admin_routes(&state))
         .merge(super::probes::probe_routes())
@@ -70,6 +74,16 @@ pub(super) fn admit(
 /// Reads an `application/x-www-form-urlencoded` body (RFC 7662 §2.1) and returns
 /// its `token`; a repeated parameter is invalid (RFC 6749 §3.2).
 async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiError> {
+    read_form_parameter(request, limit, "token").await
+}
+
+/// Reads an `application/x-www-form-urlencoded` body and returns its
+/// parameter `wanted`, which must be there once and not empty.
+pub(super) async fn read_form_parameter(
+    request: Request,
+    limit: usize,
+    wanted: &str,
+) -> Result<String, ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -87,15 +101,15 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
     let mut token = None;
     let mut hint = 0;
     for (name, value) in form_pairs(&body) {
-        match name.as_ref() {
-            "token" if token.is_some() => {
-                return Err(ApiError::InvalidRequest(
-                    "token given more than once".into(),
-                ));
+        if name == wanted {
+            if token.is_some() {
+                return Err(ApiError::InvalidRequest(format!(
+                    "{wanted} given more than once"
+                )));
             }
-            "token" => token = Some(value.into_owned()),
-            "token_type_hint" => hint += 1,
-            _ => {}
+            token = Some(value.into_owned());
+        } else if name == "token_type_hint" {
+            hint += 1;
         }
     }
     if hint > 1 {
@@ -105,7 +119,9 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
     }
     match token {
         Some(t) if !t.is_empty() => Ok(t),
-        _ => Err(ApiError::InvalidRequest("missing token parameter".into())),
+        _ => Err(ApiError::InvalidRequest(format!(
+            "missing {wanted} parameter"
+        ))),
     }
 }
 

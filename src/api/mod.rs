@@ -6,6 +6,7 @@ pub mod edge;
 pub mod entry;
 pub mod envoy;
 pub mod errors;
+pub mod events;
 pub mod explain;
 pub mod front;
 pub mod grpc;

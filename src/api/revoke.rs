@@ -27,11 +27,11 @@ fn issuer_unheard(reason: crate::token::Reason) -> ApiError {
     ))
 }
 
-fn audit(action: &str, entry: &Entry, caller: &Caller, from: &str) {
+pub(super) fn audit(action: &str, entry: &Entry, caller: &str, from: &str) {
     tracing::info!(
         target: "tokend::audit",
         action,
-        caller = %caller.id,
+        caller,
         from,
         id = %entry.id,
         kind = entry.kind.as_str(),
@@ -86,7 +86,7 @@ async fn store(
     let open_ended = state.revocations.open_ended_expiry(now);
     let entry = verified.revocation_entry(leeway, open_ended, now, &caller.id);
     let (stored, _) = state.revocations.revoke(entry).await.map_err(unavailable)?;
-    audit("stored", &stored, caller, from);
+    audit("stored", &stored, &caller.id, from);
     Ok(stored)
 }
 
@@ -226,7 +226,7 @@ pub async fn admin_revoke(
         }
     };
     let (stored, _) = state.revocations.revoke(entry).await.map_err(unavailable)?;
-    audit("stored", &stored, caller, from);
+    audit("stored", &stored, &caller.id, from);
     Ok(stored)
 }
 
@@ -234,7 +234,7 @@ pub async fn admin_revoke(
 pub async fn lift(state: &Shared, id: String, caller: &Caller, from: &str) -> Result<(), ApiError> {
     match state.revocations.lift(id).await.map_err(unavailable)? {
         Some(entry) => {
-            audit("lifted", &entry, caller, from);
+            audit("lifted", &entry, &caller.id, from);
             Ok(())
         }
         None => Err(ApiError::NotFound),

@@ -57,6 +57,13 @@ pub struct IssuerConfig {
     #[serde(default = "defaults::max_jwks_bytes")]
     pub max_jwks_bytes: usize,
 
+    /// Accept OpenID Connect Back-Channel Logout tokens from this issuer.
+    #[serde(default)]
+    pub backchannel_logout: bool,
+    /// A logout token's `aud` must contain one of these (empty: `audiences`).
+    #[serde(default)]
+    pub logout_audiences: Vec<String>,
+
     /// RFC 7662 endpoint for opaque tokens (see [`super::introspection`]).
     pub introspection_endpoint: Option<String>,
     /// RFC 7009 endpoint a revocation of this issuer's opaque token is forwarded to.
@@ -292,5 +299,32 @@ fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>
     }
     if issuer.leeway_seconds > 600 {
         errors.push(format!("{at}.leeway_seconds: at most 600"));
+    }
+    if issuer.backchannel_logout {
+        if issuer.logout_audiences.is_empty() && issuer.audiences.is_empty() {
+            errors.push(format!(
+                "{at}.backchannel_logout: needs logout_audiences (or audiences): a logout token's aud must name this service"
+            ));
+        }
+        if issuer.key_source() == KeySourceConfig::None {
+            errors.push(format!(
+                "{at}.backchannel_logout: logout tokens are signed JWTs: the issuer needs a key source"
+            ));
+        }
+    } else if !issuer.logout_audiences.is_empty() {
+        errors.push(format!(
+            "{at}.logout_audiences: only used with backchannel_logout = true"
+        ));
+    }
+}
+
+impl IssuerConfig {
+    /// Whom a logout token of this issuer must be addressed to.
+    pub fn logout_audiences(&self) -> &[String] {
+        if self.logout_audiences.is_empty() {
+            &self.audiences
+        } else {
+            &self.logout_audiences
+        }
     }
 }

@@ -53,6 +53,10 @@ pub struct Entry {
     pub expires_at: u64,
     pub created_at: u64,
     pub created_by: String,
+    /// Wall-clock milliseconds when the entry was made, for
+    /// `tokend_revocation_propagation_seconds` on every replica.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_ms: Option<u64>,
 }
 
 /// Prefix of the `jti` stand-in for tokens without one: the SHA-256 of the
@@ -101,6 +105,7 @@ impl Entry {
             expires_at: 0,
             created_at: 0,
             created_by: String::new(),
+            created_ms: None,
         };
         entry.id = entry.derived_id();
         entry
@@ -173,11 +178,22 @@ impl Entry {
     }
 
     /// Sets the times; `expires_at` is clamped to [`MAX_EXPIRES_AT`].
+    /// Sets the times; `expires_at` is clamped to [`MAX_EXPIRES_AT`]. Also
+    /// stamps the wall clock in milliseconds (`created_at` comes from the
+    /// service's clock, in seconds: too coarse to see propagation).
     pub fn with_times(mut self, expires_at: u64, created_at: u64, created_by: &str) -> Entry {
         self.expires_at = expires_at.min(MAX_EXPIRES_AT);
         self.created_at = created_at;
         self.created_by = created_by.to_owned();
+        self.created_ms = Some(wall_clock_ms());
         self
+    }
+
+    /// Seconds from its creation to now, by the wall clock (`None` for an
+    /// entry written before `created_ms` existed).
+    pub fn age_seconds(&self) -> Option<f64> {
+        let created = self.created_ms?;
+        Some(wall_clock_ms().saturating_sub(created) as f64 / 1000.0)
     }
 
     /// Whether the id matches the content (ids travel through stores and APIs),
@@ -191,6 +207,12 @@ impl Entry {
         };
         fits && self.derived_id() == self.id
     }
+}
+
+fn wall_clock_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -128,7 +128,9 @@ fn key_of(entry: &Entry) -> u128 {
 }
 
 impl Maps {
-    fn apply(&self, entry: &Entry) {
+    /// Adds or extends an entry; whether the copy changed (a replica sees its
+    /// own writes twice: applied at once, then echoed by the feed).
+    fn apply(&self, entry: &Entry) -> bool {
         let key = key_of(entry);
         match entry.kind {
             Kind::Jti => {
@@ -141,17 +143,26 @@ impl Maps {
                         .store(true, std::sync::atomic::Ordering::Relaxed);
                 }
                 let mut slot = self.jti.entry(key).or_insert(0);
+                let changed = *slot < entry.expires_at;
                 *slot = (*slot).max(entry.expires_at);
+                changed
             }
             Kind::Subject | Kind::Session | Kind::Issuer => {
                 let before = entry.before.unwrap_or(0);
                 let mut list = self.bulk.entry(key).or_default();
                 match list.iter_mut().find(|b| b.before == before) {
-                    Some(b) => b.expires_at = b.expires_at.max(entry.expires_at),
-                    None => list.push(Bulk {
-                        before,
-                        expires_at: entry.expires_at,
-                    }),
+                    Some(b) if b.expires_at >= entry.expires_at => false,
+                    Some(b) => {
+                        b.expires_at = entry.expires_at;
+                        true
+                    }
+                    None => {
+                        list.push(Bulk {
+                            before,
+                            expires_at: entry.expires_at,
+                        });
+                        true
+                    }
                 }
             }
         }
@@ -159,9 +170,14 @@ impl Maps {
 }
 
 impl LocalCopy {
-    /// Adds (or extends) an entry.
+    /// Adds (or extends) an entry; when that changes the copy, records how
+    /// long the entry took to get here (`tokend_revocation_propagation_seconds`).
     pub fn apply(&self, entry: &Entry) {
-        self.maps.load().apply(entry);
+        if self.maps.load().apply(entry)
+            && let Some(age) = entry.age_seconds()
+        {
+            metrics::histogram!(crate::metrics::REVOCATION_PROPAGATION).record(age);
+        }
     }
 
     /// Replaces the whole copy with these entries, atomically for readers.

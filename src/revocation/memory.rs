@@ -2,7 +2,7 @@
 //! an entry is "stored" the moment `put` returns.
 
 use futures_util::future::BoxFuture;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use super::{Entry, Store, StoreError, StoreHealth};
@@ -11,6 +11,8 @@ use super::{Entry, Store, StoreError, StoreHealth};
 pub struct MemoryStore {
     /// Admin operations only (never the request path): a plain mutex is enough.
     entries: Mutex<BTreeMap<String, Entry>>,
+    /// One-use ids seen, until when they are remembered.
+    seen: Mutex<HashMap<String, u64>>,
 }
 
 impl MemoryStore {
@@ -65,7 +67,29 @@ impl Store for MemoryStore {
         if let Ok(mut entries) = self.entries.lock() {
             entries.retain(|_, e| e.expires_at > now);
         }
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.retain(|_, until| *until > now);
+        }
         Box::pin(async {})
+    }
+
+    fn first_sighting(&self, id: String, until: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut seen = self
+                .seen
+                .lock()
+                .map_err(|_| StoreError::Unavailable("memory store poisoned".into()))?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            match seen.get(&id) {
+                Some(remembered) if *remembered > now => Ok(false),
+                _ => {
+                    seen.insert(id, until);
+                    Ok(true)
+                }
+            }
+        })
     }
 
     fn health(&self) -> StoreHealth {

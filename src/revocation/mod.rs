@@ -69,6 +69,10 @@ pub trait Store: Send + Sync {
     fn sweep(&self, _now: u64) -> BoxFuture<'_, ()> {
         Box::pin(async {})
     }
+    /// Remembers `id` until `until` (Unix seconds): `true` the first time,
+    /// `false` while it is remembered — on every replica that shares the
+    /// store. For the one-use ids of logout tokens and SETs.
+    fn first_sighting(&self, id: String, until: u64) -> BoxFuture<'_, Result<bool, StoreError>>;
 }
 
 /// The revocation facade the verifier and the APIs use.
@@ -133,6 +137,14 @@ impl Revocations {
         until
             .max(now.saturating_add(policy.leeway_seconds.max(1)))
             .min(MAX_EXPIRES_AT)
+    }
+
+    /// Whether this is the first time `id` (a logout token's or a SET's
+    /// `jti`, with its issuer) is seen; it is remembered until `until`.
+    pub async fn first_sighting(&self, id: &str, until: u64) -> Result<bool, StoreError> {
+        // Hashed: ids come from outside and become store keys.
+        let key = hex::encode(crate::token::sha256(id.as_bytes()));
+        self.store.first_sighting(key, until).await
     }
 
     /// When an entry for a token of unknown lifetime may go (an opaque

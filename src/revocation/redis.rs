@@ -7,6 +7,8 @@
 //! - `{prefix}{rev}:feed` — a stream of changes (`op` put/lift, `entry` JSON,
 //!   `ts` write time in ms), trimmed to `feed_max_len` and expiring a day after
 //!   the last write.
+//! - `{prefix}seen:<sha256>` — a one-use id (a logout token's or SET's `jti`)
+//!   already acted on, set with `NX` and expiring when it may be forgotten.
 //!
 //! The `{rev}` hash tag puts both keys in one Redis Cluster slot, so an entry
 //! and its feed record are written by one Lua script, atomically: no replica
@@ -196,6 +198,8 @@ pub struct RedisStore {
     conn: tokio::sync::Mutex<Option<Conn>>,
     entries_key: String,
     feed_key: String,
+    /// `{prefix}seen:`, before a one-use id's hash.
+    seen_prefix: String,
     feed_max_len: usize,
     copy: Arc<LocalCopy>,
     put: redis::Script,
@@ -222,6 +226,7 @@ impl RedisStore {
             conn: tokio::sync::Mutex::new(None),
             entries_key: format!("{}{{rev}}:entries", config.key_prefix),
             feed_key: format!("{}{{rev}}:feed", config.key_prefix),
+            seen_prefix: format!("{}seen:", config.key_prefix),
             feed_max_len: config.feed_max_len,
             copy,
             put: redis::Script::new(PUT),
@@ -529,6 +534,27 @@ impl Store for RedisStore {
             return 0;
         }
         (now_ms().saturating_sub(self.last_sync_ms.load(Ordering::Acquire)) / 1000).max(1)
+    }
+
+    fn first_sighting(&self, id: String, until: u64) -> BoxFuture<'_, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let key = format!("{}{id}", self.seen_prefix);
+            // At least a second: an id whose time is up is still refused once.
+            let until_ms = (until * 1000).max(now_ms() + 1000);
+            let set: Option<String> = self
+                .run(async |conn: &mut Conn| {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(1)
+                        .arg("NX")
+                        .arg("PXAT")
+                        .arg(until_ms)
+                        .query_async(conn)
+                        .await
+                })
+                .await?;
+            Ok(set.is_some())
+        })
     }
 
     /// Removes expired fields from the entries hash, at most every five minutes

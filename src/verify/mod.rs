@@ -242,7 +242,7 @@ impl Verifier {
 
 /// Finds the issuer's key for the token and checks the signature; an unknown
 /// `kid` may trigger one refresh and one more look.
-async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<u64, Reason> {
+pub async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<u64, Reason> {
     if !issuer.is_loaded() {
         return Err(Reason::NoKeys);
     }

@@ -14,6 +14,7 @@ mod introspect;
 mod introspection_idp;
 mod keys;
 mod listeners;
+mod logout;
 mod opaque;
 mod ops;
 mod redis_store;

@@ -21,7 +21,16 @@ pub fn single(url: &str, prefix: &str, extra: &str) -> String {
 }
 
 pub async fn replica(idp: &Idp, revocation: &str) -> TestApp {
-    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, idp, ""), revocation)).await;
+    replica_with(idp, "", revocation).await
+}
+
+/// A replica whose issuer block has `issuer_extra` too.
+pub async fn replica_with(idp: &Idp, issuer_extra: &str, revocation: &str) -> TestApp {
+    let app = spawn_ready(config_with(
+        &jwks_issuer("main", ISS, idp, issuer_extra),
+        revocation,
+    ))
+    .await;
     wait_until(
         "the revocation copy is loaded",
         Duration::from_secs(10),

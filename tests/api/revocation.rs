@@ -594,11 +594,16 @@ async fn a_session_entry_revokes_that_sessions_tokens_only() {
     assert!(!app.is_active(&first).await);
     assert!(!app.is_active(&again).await);
     assert_eq!(
-        app.forward_auth(Some(&format!("Bearer {first}"))).await.status(),
+        app.forward_auth(Some(&format!("Bearer {first}")))
+            .await
+            .status(),
         401,
         "forward-auth agrees"
     );
-    assert!(app.is_active(&other).await, "another session of the same subject");
+    assert!(
+        app.is_active(&other).await,
+        "another session of the same subject"
+    );
     // A token of the session issued after the entry's time (now + leeway) is not covered.
     app.set_now(t + 45);
     let later = in_session("sess-1", t + 40);
@@ -611,7 +616,13 @@ async fn a_session_entry_revokes_that_sessions_tokens_only() {
     assert!(!app.is_active(&numeric).await);
     // Listed, counted, lifted.
     let listed = app.admin_list("").await;
-    assert!(listed["entries"].as_array().unwrap().iter().any(|e| e["sid"] == "sess-1"));
+    assert!(
+        listed["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["sid"] == "sess-1")
+    );
     assert!(
         app.metrics()
             .await

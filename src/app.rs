@@ -88,6 +88,12 @@ pub async fn start_with(
     });
 
     for issuer in new_issuers {
+        // Keys in config or on disk are there before the first request (a
+        // token minted the moment dev mode prints its walkthrough must not
+        // find its issuer still without keys); fetched ones come with readiness.
+        if issuer.is_local() {
+            let _ = issuer.refresh_now().await;
+        }
         tasks.spawn(issuer.run_refresher(shutdown.child_token()));
     }
     tasks.spawn(revocations.run_upkeep(

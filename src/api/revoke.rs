@@ -31,7 +31,7 @@ pub(super) fn audit(action: &str, entry: &Entry, caller: &str, from: &str) {
     tracing::info!(
         target: "tokend::audit",
         action,
-        caller,
+        caller = %caller,
         from,
         id = %entry.id,
         kind = entry.kind.as_str(),

@@ -122,9 +122,11 @@ pub fn setup(
     let issuer_config: IssuerConfig = toml::from_str(&format!(
         "name = \"dev\"\nissuer = \"{issuer}\"\nalgorithms = [\"RS256\", \"ES256\", \"EdDSA\"]\n\
          introspection_endpoint = \"{issuer}/introspect\"\nrevocation_endpoint = \"{issuer}/revoke\"\n\
-         introspection_client_id = \"{}\"\nintrospection_client_secret = \"{}\"\nallow_insecure_http = true\n",
+         introspection_client_id = \"{}\"\nintrospection_client_secret = \"{}\"\nallow_insecure_http = true\n\
+         backchannel_logout = true\nlogout_audiences = [\"{}\"]\n",
         opaque::CLIENT_ID,
         opaque.secret,
+        opaque::CLIENT_ID,
     ))
     .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
     config.issuers = vec![IssuerConfig {
@@ -210,6 +212,7 @@ pub fn routes(issuer: Arc<DevIssuer>) -> Router {
     Router::new()
         .route("/dev/token", post(mint_token))
         .route("/dev/introspect", post(opaque::introspect))
+        .route("/dev/logout-token", post(mint_logout_token))
         .route("/dev/revoke", post(opaque::revoke))
         .route("/dev/.well-known/openid-configuration", get(discovery))
         .route(
@@ -244,12 +247,57 @@ async fn mint_token(State(issuer): State<Arc<DevIssuer>>, body: Bytes) -> Respon
     }
 }
 
+/// `POST /dev/logout-token`: an OpenID Back-Channel Logout token for the
+/// session (`{"sid": …}`) or subject (`{"sub": …}`) in the JSON body, as the
+/// dev issuer would post it when that user logs out.
+async fn mint_logout_token(State(issuer): State<Arc<DevIssuer>>, body: Bytes) -> Response {
+    let who = match serde_json::from_slice::<Value>(&body) {
+        Ok(Value::Object(map)) => map,
+        _ => {
+            return ApiError::InvalidRequest(
+                "body must be a JSON object naming \"sid\" or \"sub\"".into(),
+            )
+            .into_response();
+        }
+    };
+    let mut claims = json!({
+        "iss": issuer.issuer,
+        "aud": opaque::CLIENT_ID,
+        "iat": (issuer.clock)(),
+        "jti": random_hex(12),
+        "events": {crate::events::logout::BACKCHANNEL_LOGOUT_EVENT: {}},
+    });
+    let mut named = false;
+    for name in ["sid", "sub"] {
+        if let Some(Value::String(value)) = who.get(name) {
+            claims[name] = json!(value);
+            named = true;
+        }
+    }
+    if !named {
+        return ApiError::InvalidRequest(
+            "name the session (\"sid\") or the subject (\"sub\")".into(),
+        )
+        .into_response();
+    }
+    let (alg, signer) = &issuer.signers[0];
+    let header = json!({"alg": alg.name(), "kid": signer.kid, "typ": "logout+jwt"});
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        signer.sign_with_header(*alg, &header, &claims),
+    )
+        .into_response()
+}
+
 async fn discovery(State(issuer): State<Arc<DevIssuer>>) -> Response {
     axum::Json(json!({
         "issuer": issuer.issuer,
         "jwks_uri": format!("{}/jwks", issuer.issuer),
         "introspection_endpoint": format!("{}/introspect", issuer.issuer),
         "revocation_endpoint": format!("{}/revoke", issuer.issuer),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
         "id_token_signing_alg_values_supported": ALGORITHMS.iter().map(|a| a.name()).collect::<Vec<_>>(),
     }))
     .into_response()
@@ -291,6 +339,11 @@ curl -s {auth} --data-urlencode \"token=$TOKEN\" {base}/introspect; echo
 # 8. an opaque token (not a JWT): tokend asks the dev issuer's introspection endpoint once, then answers from its cache
 OPAQUE=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"opaque\":true,\"sub\":\"bob\"}}')
 curl -s {auth} --data-urlencode \"token=$OPAQUE\" {base}/introspect; echo
+# 9. alice logs out at the IdP, which posts a logout token (OpenID Back-Channel Logout): 200, and her session's token is inactive
+SESSION=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"sub\":\"alice\",\"sid\":\"dev-session-1\"}}')
+LOGOUT=$(curl -s -X POST {base}/dev/logout-token -H 'content-type: application/json' -d '{{\"sid\":\"dev-session-1\"}}')
+curl -s -o /dev/null -w '%{{http_code}}\\n' --data-urlencode \"logout_token=$LOGOUT\" {base}/backchannel-logout
+curl -s {auth} --data-urlencode \"token=$SESSION\" {base}/introspect; echo
 "
     )
 }

@@ -101,6 +101,11 @@ impl IssuerKeys {
         &self.config.name
     }
 
+    /// Whether the keys come from config or a file (no network to wait for).
+    pub fn is_local(&self) -> bool {
+        !self.source.is_remote()
+    }
+
     /// The current key set: a lock-free load.
     pub fn keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.keys.load()

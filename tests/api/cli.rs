@@ -54,8 +54,8 @@ impl DevServer {
             }
             walkthrough.push_str(&line);
             // The last step: its two command lines follow.
-            if line.starts_with("# 8. an opaque token") {
-                for _ in 0..2 {
+            if line.starts_with("# 9. alice logs out") {
+                for _ in 0..4 {
                     let mut next = String::new();
                     out.read_line(&mut next).unwrap();
                     walkthrough.push_str(&next);
@@ -162,15 +162,17 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .walkthrough
         .lines()
         .filter(|l| {
-            ["export ", "TOKEN=", "WRITER=", "OPAQUE=", "curl "]
-                .iter()
-                .any(|p| l.starts_with(p))
+            [
+                "export ", "TOKEN=", "WRITER=", "OPAQUE=", "SESSION=", "LOGOUT=", "curl ",
+            ]
+            .iter()
+            .any(|p| l.starts_with(p))
         })
         .map(|l| format!("{l}\n"))
         .collect();
     assert_eq!(
         script.lines().count(),
-        12,
+        16,
         "walkthrough:\n{}",
         server.walkthrough
     );
@@ -186,7 +188,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 7, "{stdout}");
+    assert_eq!(lines.len(), 9, "{stdout}");
     let first: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["active"], true);
     assert_eq!(first["sub"], "alice");
@@ -209,6 +211,9 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
     assert_eq!(opaque["active"], true, "{stdout}");
     assert_eq!(opaque["sub"], "bob");
     assert_eq!(opaque["iss"], format!("{}/dev", server.base));
+    // A back-channel logout from the dev issuer ends the session's token.
+    assert_eq!(lines[7], "200", "{stdout}");
+    assert_eq!(lines[8], r#"{"active":false}"#, "{stdout}");
     // The dev issuer's discovery document and JWKS are served.
     let discovery: Value = serde_json::from_slice(
         &Command::new("curl")

@@ -28,7 +28,8 @@
 //!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), key sources
 //!   ([`keys::source`]), the refresher.
 //! - [`revocation`]: the revocation model, the local copy checked on every
-//!   request, and the stores behind it.
+//!   request, and the stores behind it; [`events`]: revocations the IdP asks
+//!   for (back-channel logouts).
 //! - [`metrics`]: metric names, buckets and pre-registered handles.
 //! - [`config`]: TOML + environment overlay, one file per section, validated
 //!   with key paths.

@@ -337,11 +337,29 @@ fn operator_cli_revokes_lists_and_lifts() {
     assert!(ok, "{err}");
     assert!(!server.active(&t4));
     assert!(server.active(&t5), "issued after --before");
+    // --sid --iss: one session, not the subject's others
+    let t6 = server.mint(&format!(
+        r#"{{"sub":"u6","sid":"cli-s1","iat":{}}}"#,
+        now - 10
+    ));
+    let t7 = server.mint(&format!(
+        r#"{{"sub":"u6","sid":"cli-s2","iat":{}}}"#,
+        now - 10
+    ));
+    let (ok, _, err) = server.cli(&["revoke", "--sid", "cli-s1", "--iss", &iss]);
+    assert!(ok, "{err}");
+    assert!(!server.active(&t6));
+    assert!(server.active(&t7), "another session");
 
     let (ok, out, err) = server.cli(&["revocations", "list"]);
     assert!(ok, "{err}");
-    assert_eq!(out.lines().count(), 4, "{out}");
-    assert!(err.contains("4 entries"));
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(err.contains("5 entries"));
+    assert!(
+        out.lines()
+            .any(|l| l.contains("session") && l.contains("sid=cli-s1")),
+        "{out}"
+    );
     let sub_line = out.lines().find(|l| l.contains("sub=u3")).unwrap();
     let id = sub_line.split_whitespace().next().unwrap();
     let (ok, out, err) = server.cli(&["revocations", "lift", id]);
@@ -394,7 +412,7 @@ fn operator_cli_revokes_lists_and_lifts() {
             .iter()
             .filter(|l| l.contains("revocation stored"))
             .count(),
-        4,
+        5,
         "{log}"
     );
     assert_eq!(

@@ -48,7 +48,13 @@ pub async fn start_with(
     extra_routes: axum::Router,
 ) -> anyhow::Result<App> {
     let prometheus = metrics::install();
-    let names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
+    // Issuers, then SSF transmitters (whose key sets refresh like issuers').
+    let names: Vec<String> = config
+        .issuers
+        .iter()
+        .map(|i| i.name.clone())
+        .chain(config.ssf_transmitters.iter().map(|t| t.name.clone()))
+        .collect();
     let metrics = Arc::new(Metrics::new(&names));
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
@@ -95,6 +101,17 @@ pub async fn start_with(
             let _ = issuer.refresh_now().await;
         }
         tasks.spawn(issuer.run_refresher(shutdown.child_token()));
+    }
+    for transmitter in &state.runtime().transmitters {
+        if !transmitter.config.poll_endpoint.is_empty() {
+            tasks.spawn(crate::events::poll::run(
+                transmitter.clone(),
+                revocations.clone(),
+                state.clock.clone(),
+                max_token_bytes,
+                shutdown.child_token(),
+            ));
+        }
     }
     tasks.spawn(revocations.run_upkeep(
         state.clock.clone(),

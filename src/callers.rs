@@ -19,6 +19,12 @@ fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Whether two secrets are equal, in time that depends on neither (both are
+/// hashed first, so not even their lengths leak).
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    constant_time_eq(&sha256(a), &sha256(b))
+}
+
 /// An authenticated caller.
 #[derive(Debug, Clone)]
 pub struct Caller {

@@ -11,6 +11,7 @@ use crate::assertion::Assertions;
 use crate::authz::Policy;
 use crate::callers::Clients;
 use crate::config::Config;
+use crate::events::ssf::Transmitter;
 use crate::keys::{IssuerId, IssuerKeys, RefreshError};
 use crate::metrics::Metrics;
 use crate::revocation::Revocations;
@@ -23,6 +24,8 @@ pub struct Runtime {
     pub verifier: Arc<Verifier>,
     pub policy: Policy,
     pub assertions: Assertions,
+    /// Shared Signals transmitters, with their key sets.
+    pub transmitters: Vec<Arc<Transmitter>>,
 }
 
 /// A snapshot, and the issuers new in it (whose refreshers must be started).
@@ -80,6 +83,8 @@ impl Runtime {
         let verifier = verifier
             .with_introspection(config.cache.max_entries)
             .map_err(|e| BuildError::Introspection(e.to_string()))?;
+        let transmitters =
+            build_transmitters(&config, previous, &issuers, metrics, &mut new_issuers)?;
         let clients = Clients::new(&config.clients);
         let policy = Policy::new(&config, |name| {
             issuers.iter().find(|i| i.config.name == name).map(|i| i.id)
@@ -94,8 +99,20 @@ impl Runtime {
                 verifier: Arc::new(verifier),
                 policy,
                 assertions,
+                transmitters,
             },
             new_issuers,
+        })
+    }
+
+    /// The transmitter whose push `Authorization` header is this one
+    /// (compared in constant time).
+    pub fn transmitter_by_authorization(&self, header: &[u8]) -> Option<&Arc<Transmitter>> {
+        self.transmitters.iter().find(|t| {
+            t.config
+                .push_authorization
+                .as_ref()
+                .is_some_and(|secret| crate::callers::same_secret(&secret.0, header))
         })
     }
 
@@ -106,6 +123,50 @@ impl Runtime {
     pub fn issuer_by_name(&self, name: &str) -> Option<Arc<IssuerKeys>> {
         self.issuers.iter().find(|i| i.config.name == name).cloned()
     }
+}
+
+/// The transmitters, their key sets numbered after the issuers' (so their
+/// refreshes have metric slots of their own); an unchanged transmitter keeps
+/// its key set across a rebuild.
+fn build_transmitters(
+    config: &Config,
+    previous: Option<&Runtime>,
+    issuers: &[Arc<IssuerKeys>],
+    metrics: &Arc<Metrics>,
+    new_issuers: &mut Vec<Arc<IssuerKeys>>,
+) -> Result<Vec<Arc<Transmitter>>, BuildError> {
+    let mut transmitters = Vec::with_capacity(config.ssf_transmitters.len());
+    for (index, t) in config.ssf_transmitters.iter().enumerate() {
+        let Some(key_config) = t.keys.as_deref() else {
+            continue;
+        };
+        let unchanged = previous
+            .and_then(|p| p.transmitters.get(index))
+            .filter(|running| running.keys.config == *key_config)
+            .map(|running| running.keys.clone());
+        let keys = match unchanged {
+            Some(keys) => keys,
+            None => {
+                let id = IssuerId(issuers.len() + index);
+                let keys = IssuerKeys::new(id, key_config.clone(), metrics.clone())
+                    .map_err(|e| BuildError::Issuer(t.name.clone(), e))?;
+                let keys = Arc::new(keys);
+                new_issuers.push(keys.clone());
+                keys
+            }
+        };
+        let applies_to = issuers
+            .iter()
+            .filter(|i| t.applies_to.contains(&i.config.name))
+            .cloned()
+            .collect();
+        transmitters.push(Arc::new(Transmitter {
+            config: t.clone(),
+            keys,
+            applies_to,
+        }));
+    }
+    Ok(transmitters)
 }
 
 #[cfg(test)]

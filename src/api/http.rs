@@ -32,6 +32,7 @@ pub fn router(state: AppState) -> Router {
             "/backchannel-logout",
             post(super::events::backchannel_logout),
         )
+        .route("/ssf/events", post(super::events::ssf_push))
         .route("/.well-known/jwks.json", get(assertion_jwks))
         .merge(super::admin::admin_routes(&state))
         .merge(super::probes::probe_routes())

@@ -93,12 +93,17 @@ pub struct IssuerConfig {
     /// Resolved by `validate`: how opaque tokens are introspected (`None`: JWTs only).
     #[serde(skip)]
     pub introspection: Option<Introspection>,
+    /// Discovery reads `/.well-known/ssf-configuration` (an SSF transmitter's keys).
+    #[serde(skip)]
+    pub ssf_discovery: bool,
 }
 
 /// Where an issuer's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySourceConfig {
     Discovery,
+    /// Shared Signals discovery (`/.well-known/ssf-configuration`).
+    SsfDiscovery,
     JwksUri(String),
     JwksFile(PathBuf),
     Inline(String),
@@ -109,7 +114,9 @@ pub enum KeySourceConfig {
 
 impl IssuerConfig {
     pub fn key_source(&self) -> KeySourceConfig {
-        if self.discovery {
+        if self.discovery && self.ssf_discovery {
+            KeySourceConfig::SsfDiscovery
+        } else if self.discovery {
             KeySourceConfig::Discovery
         } else if let Some(uri) = &self.jwks_uri {
             KeySourceConfig::JwksUri(uri.clone())
@@ -154,11 +161,11 @@ pub(super) fn validate(issuers: &mut [Option<IssuerConfig>], errors: &mut Vec<St
         } else if !seen.insert(issuer.issuer.clone()) {
             errors.push(format!("{at}.issuer: duplicate issuer {:?}", issuer.issuer));
         }
-        validate_issuer(issuer, &at, errors);
+        validate_one(issuer, &at, errors);
     }
 }
 
-fn validate_issuer(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
     let hmac_given = [
         issuer.hmac_secret.is_some(),
         issuer.hmac_secret_env.is_some(),

@@ -13,6 +13,7 @@ mod revocation;
 mod routes;
 mod secrets;
 mod server;
+mod ssf;
 
 pub use assertion::AssertionConfig;
 pub use cache::CacheConfig;
@@ -23,6 +24,7 @@ pub use revocation::{Backend, OnStale, RevocationConfig};
 pub use routes::{AuthorizationConfig, DefaultDecision, RouteConfig, TokenSourceSpec};
 pub use secrets::Secret;
 pub use server::{ServerConfig, TlsConfig};
+pub use ssf::TransmitterConfig;
 
 use serde::de::DeserializeOwned;
 use std::fmt;
@@ -56,6 +58,7 @@ pub struct Config {
     pub authorization: AuthorizationConfig,
     pub routes: Vec<RouteConfig>,
     pub assertion: AssertionConfig,
+    pub ssf_transmitters: Vec<TransmitterConfig>,
 }
 
 impl Config {
@@ -91,9 +94,10 @@ impl Config {
         let mut authorization = section(&mut table, "authorization", &mut errors);
         let routes = list(&mut table, "routes", &mut errors);
         let mut assertion = section(&mut table, "assertion", &mut errors);
+        let mut transmitters = list(&mut table, "ssf_transmitters", &mut errors);
         for key in table.keys() {
             errors.push(format!(
-                "{key}: unknown section (server, issuers, revocation, cache, clients, authorization, routes, assertion)"
+                "{key}: unknown section (server, issuers, revocation, cache, clients, authorization, routes, assertion, ssf_transmitters)"
             ));
         }
         server::validate(&server, &mut errors);
@@ -108,10 +112,12 @@ impl Config {
             &issuers,
             &mut errors,
         );
+        ssf::validate(&mut transmitters, &issuers, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Config {
+            ssf_transmitters: transmitters.into_iter().flatten().collect(),
             server,
             issuers: issuers.into_iter().flatten().collect(),
             revocation,
@@ -129,6 +135,7 @@ impl Config {
         let mut issuers: Vec<_> = self.issuers.into_iter().map(Some).collect();
         let mut clients: Vec<_> = self.clients.into_iter().map(Some).collect();
         let routes: Vec<_> = self.routes.into_iter().map(Some).collect();
+        let mut transmitters: Vec<_> = self.ssf_transmitters.into_iter().map(Some).collect();
         server::validate(&self.server, &mut errors);
         issuers::validate(&mut issuers, &mut errors);
         revocation::validate(&self.revocation, &mut errors);
@@ -141,10 +148,12 @@ impl Config {
             &issuers,
             &mut errors,
         );
+        ssf::validate(&mut transmitters, &issuers, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
         Ok(Config {
+            ssf_transmitters: transmitters.into_iter().flatten().collect(),
             issuers: issuers.into_iter().flatten().collect(),
             clients: clients.into_iter().flatten().collect(),
             routes: routes.into_iter().flatten().collect(),

@@ -1,11 +1,16 @@
 //! Revocations the identity provider asks for: a user logged out (OpenID
-//! Connect Back-Channel Logout, [`logout`]). Each event is checked by its
+//! Connect Back-Channel Logout, [`logout`]), or a Shared Signals transmitter
+//! sent a security event ([`set`] checks the token, [`ssf`] maps its events,
+//! [`poll`] fetches them when they are not pushed). Each event is checked by its
 //! spec's rules, becomes one revocation [`Entry`] stored like any other (so
 //! every replica applies it within milliseconds), and is acted on once: its
 //! `jti` is remembered in the revocation store, so a replay on any replica
 //! is refused.
 
 pub mod logout;
+pub mod poll;
+pub mod set;
+pub mod ssf;
 
 use crate::metrics::REVOCATION_EVENTS;
 use crate::revocation::{Entry, Revocations, StoreError};
@@ -15,12 +20,16 @@ use logout::{Ends, Logout, REPLAY_WINDOW_SECONDS};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Source {
     BackchannelLogout,
+    SsfPush,
+    SsfPoll,
 }
 
 impl Source {
     pub fn label(self) -> &'static str {
         match self {
             Source::BackchannelLogout => "backchannel_logout",
+            Source::SsfPush => "ssf_push",
+            Source::SsfPoll => "ssf_poll",
         }
     }
 }

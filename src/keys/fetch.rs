@@ -110,20 +110,27 @@ impl Fetcher {
         Ok(Fetched { body, max_age })
     }
 
-    /// OpenID Connect Discovery: reads `{issuer}/.well-known/openid-configuration`,
+    /// Discovery: reads `{issuer}/.well-known/{well_known}`
+    /// (`openid-configuration`, or an SSF transmitter's `ssf-configuration`),
     /// checks that its `issuer` is exactly ours and returns its `jwks_uri`.
-    pub async fn discover(&self, issuer: &str) -> Result<String, FetchError> {
-        let doc = self.discovery_document(issuer).await?;
+    pub async fn discover(&self, issuer: &str, well_known: &str) -> Result<String, FetchError> {
+        let doc = self.discovery_document_at(issuer, well_known).await?;
         self.endpoint(&doc, "jwks_uri")?
             .ok_or_else(|| FetchError::Discovery("no jwks_uri member".into()))
     }
 
-    /// The discovery document, once its `issuer` is checked to be exactly ours.
+    /// The OpenID discovery document, once its `issuer` is checked to be exactly ours.
     pub async fn discovery_document(&self, issuer: &str) -> Result<serde_json::Value, FetchError> {
-        let url = format!(
-            "{}/.well-known/openid-configuration",
-            issuer.trim_end_matches('/')
-        );
+        self.discovery_document_at(issuer, "openid-configuration")
+            .await
+    }
+
+    async fn discovery_document_at(
+        &self,
+        issuer: &str,
+        well_known: &str,
+    ) -> Result<serde_json::Value, FetchError> {
+        let url = format!("{}/.well-known/{well_known}", issuer.trim_end_matches('/'));
         let fetched = self.get(&url).await?;
         let doc: serde_json::Value = serde_json::from_slice(&fetched.body)
             .map_err(|e| FetchError::Discovery(format!("not JSON: {e}")))?;
@@ -169,21 +176,45 @@ impl Fetcher {
         form: &[(&str, &str)],
         authorization: Option<&str>,
     ) -> Result<Vec<u8>, FetchError> {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        self.post(
+            url,
+            "application/x-www-form-urlencoded",
+            body,
+            authorization,
+        )
+        .await
+    }
+
+    /// POSTs JSON (an RFC 8936 poll request), like [`Fetcher::post_form`].
+    pub async fn post_json(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        authorization: Option<&str>,
+    ) -> Result<Vec<u8>, FetchError> {
+        self.post(url, "application/json", body.to_string(), authorization)
+            .await
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        content_type: &'static str,
+        body: String,
+        authorization: Option<&str>,
+    ) -> Result<Vec<u8>, FetchError> {
         let failed = |e: reqwest::Error| FetchError::Request {
             url: redact_url(url),
             reason: error_chain(&e.without_url()),
         };
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
         let mut request = self
             .client
             .post(url)
             .header(reqwest::header::ACCEPT, "application/json")
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
         if let Some(value) = authorization {
             request = request.header(reqwest::header::AUTHORIZATION, value);

@@ -35,6 +35,12 @@ pub fn from_config(config: &IssuerConfig) -> Result<Box<dyn KeySource>, RefreshE
         KeySourceConfig::Discovery => Box::new(Discovery {
             fetcher: Fetcher::new(config)?,
             issuer: config.issuer.clone(),
+            well_known: OPENID_CONFIGURATION,
+        }),
+        KeySourceConfig::SsfDiscovery => Box::new(Discovery {
+            fetcher: Fetcher::new(config)?,
+            issuer: config.issuer.clone(),
+            well_known: SSF_CONFIGURATION,
         }),
         KeySourceConfig::JwksUri(url) => Box::new(JwksUrl {
             fetcher: Fetcher::new(config)?,
@@ -64,16 +70,21 @@ impl KeySource for JwksUrl {
     }
 }
 
-/// OpenID Connect Discovery, then the JWKS its `jwks_uri` names.
+/// OpenID Connect Discovery (or the Shared Signals Framework's), then the
+/// JWKS its `jwks_uri` names.
 struct Discovery {
     fetcher: Fetcher,
     issuer: String,
+    well_known: &'static str,
 }
+
+const OPENID_CONFIGURATION: &str = "openid-configuration";
+const SSF_CONFIGURATION: &str = "ssf-configuration";
 
 impl KeySource for Discovery {
     fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
         Box::pin(async move {
-            let url = self.fetcher.discover(&self.issuer).await?;
+            let url = self.fetcher.discover(&self.issuer, self.well_known).await?;
             fetch_jwks(&self.fetcher, &url).await
         })
     }

@@ -287,10 +287,10 @@ mod tests {
         let check = |iss, jti, sub, iat| {
             copy.is_revoked(
                 &Holder {
-                    iss: iss,
-                    sub: sub,
+                    iss,
+                    sub,
                     sid: None,
-                    iat: iat,
+                    iat,
                 },
                 TokenId::Jti(jti),
                 now,

@@ -20,5 +20,6 @@ mod ops;
 mod redis_store;
 mod redis_support;
 mod revocation;
+mod ssf;
 mod tls;
 mod wycheproof;

@@ -8,7 +8,7 @@ use super::errors::ApiError;
 use super::state::Shared;
 use crate::callers::Caller;
 use crate::request::{Presented, TokenSource};
-use crate::revocation::{Entry, StoreError, expiry_after};
+use crate::revocation::{Entry, StoreError, audit, expiry_after};
 use crate::runtime::Runtime;
 use crate::verify::{Proof, Verdict, Verified};
 
@@ -25,24 +25,6 @@ fn issuer_unheard(reason: crate::token::Reason) -> ApiError {
     ApiError::Unavailable(format!(
         "the token's issuer could not be asked about it ({reason}), so nothing is stored: retry"
     ))
-}
-
-pub(super) fn audit(action: &str, entry: &Entry, caller: &str, from: &str) {
-    tracing::info!(
-        target: "tokend::audit",
-        action,
-        caller = %caller,
-        from,
-        id = %entry.id,
-        kind = entry.kind.as_str(),
-        iss = %entry.iss,
-        jti = entry.jti.as_deref(),
-        sub = entry.sub.as_deref(),
-        sid = entry.sid.as_deref(),
-        before = entry.before,
-        expires_at = entry.expires_at,
-        "revocation {action}"
-    );
 }
 
 /// RFC 7009: an entry is stored only for a token whose signature verifies against

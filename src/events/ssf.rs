@@ -14,7 +14,7 @@ use super::set::Set;
 use super::{Source, count};
 use crate::config::TransmitterConfig;
 use crate::keys::IssuerKeys;
-use crate::revocation::{Entry, Revocations, StoreError};
+use crate::revocation::{Entry, Revocations, StoreError, audit};
 
 const CAEP: &str = "https://schemas.openid.net/secevent/caep/event-type/";
 const RISC: &str = "https://schemas.openid.net/secevent/risc/event-type/";
@@ -203,12 +203,16 @@ pub async fn apply(
         };
         for (issuer, entry, at) in planned {
             let expires = revocations.bulk_expiry(&issuer.config, at, now);
-            if let Err(e) = revocations
+            match revocations
                 .revoke(entry.with_times(expires, now, &by))
                 .await
             {
-                count(source, label, "unavailable");
-                return Err(e);
+                Ok((stored, true)) => audit("stored", &stored, &by, source.label()),
+                Ok((_, false)) => {}
+                Err(e) => {
+                    count(source, label, "unavailable");
+                    return Err(e);
+                }
             }
         }
         applied.push(label);

@@ -23,6 +23,27 @@ use std::sync::Arc;
 
 use crate::token::Reason;
 
+/// One audit log line (target `tokend::audit`) for an entry stored or
+/// lifted: who (a caller id, or the IdP or transmitter an event came from),
+/// what, when, from where.
+pub fn audit(action: &str, entry: &Entry, caller: &str, from: &str) {
+    tracing::info!(
+        target: "tokend::audit",
+        action,
+        caller = %caller,
+        from,
+        id = %entry.id,
+        kind = entry.kind.as_str(),
+        iss = %entry.iss,
+        jti = entry.jti.as_deref(),
+        sub = entry.sub.as_deref(),
+        sid = entry.sid.as_deref(),
+        before = entry.before,
+        expires_at = entry.expires_at,
+        "revocation {action}"
+    );
+}
+
 /// Why a store could not do what was asked.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {

@@ -37,6 +37,8 @@ use crate::config::RevocationConfig;
 
 /// How long one blocking read waits for news.
 const BLOCK: Duration = Duration::from_secs(2);
+/// Feed records read at once.
+const FEED_BATCH: usize = 1000;
 /// Response timeout of ordinary commands.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// The follower's first and longest wait before reconnecting: a Redis that
@@ -425,26 +427,37 @@ impl RedisStore {
             None => self.resync(&mut conn).await?,
         };
         *last_id = Some(cursor.clone());
+        // Catch up without waiting (what is in the feed now), then mark the
+        // copy in sync, then block for news: a replica reconnecting to a
+        // quiet feed is in sync at once, not after a blocking read's timeout.
+        let mut catching_up = true;
         loop {
-            let options = redis::streams::StreamReadOptions::default()
-                .block(BLOCK.as_millis() as usize)
-                .count(1000);
+            let mut options = redis::streams::StreamReadOptions::default().count(FEED_BATCH);
+            if !catching_up {
+                options = options.block(BLOCK.as_millis() as usize);
+            }
             let reply: Option<redis::streams::StreamReadReply> = conn
                 .xread_options(&[&self.feed_key], &[&cursor], &options)
                 .await?;
-            // The read answered: everything up to now is applied.
-            self.last_sync_ms.store(now_ms(), Ordering::Release);
-            if !self.in_sync.swap(true, Ordering::AcqRel) {
-                tracing::info!("revocation feed in sync");
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = None;
-                }
-            }
+            let mut read = 0;
             for key in reply.map(|r| r.keys).unwrap_or_default() {
                 for record in key.ids {
                     self.apply_record(&record.map);
                     cursor = record.id;
                     *last_id = Some(cursor.clone());
+                    read += 1;
+                }
+            }
+            if catching_up && read == FEED_BATCH {
+                continue;
+            }
+            catching_up = false;
+            // The read answered and its records are applied: everything up to now is here.
+            self.last_sync_ms.store(now_ms(), Ordering::Release);
+            if !self.in_sync.swap(true, Ordering::AcqRel) {
+                tracing::info!("revocation feed in sync");
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = None;
                 }
             }
         }

@@ -378,6 +378,15 @@ async fn a_logout_on_one_replica_reaches_the_other_and_cannot_be_replayed_there(
         delays.last().unwrap()
     );
     assert!(at(0.99) < Duration::from_millis(500), "p99 {:?}", at(0.99));
+    // Every replica measures how long entries take to reach it.
+    let metrics = b.metrics().await;
+    let applied: f64 = metrics
+        .lines()
+        .find(|l| l.starts_with("tokend_revocation_propagation_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0);
+    assert!(applied >= 200.0, "{applied}");
 }
 
 /// Whether `app` (in-process, no HTTP) finds the token active right now.

@@ -48,6 +48,7 @@ pub mod api;
 pub mod app;
 pub mod assertion;
 mod authz;
+pub mod binding;
 mod cache;
 mod callers;
 pub mod clock;

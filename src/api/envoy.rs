@@ -59,9 +59,21 @@ fn checked_request(request: &CheckRequest) -> RequestFacts<'_> {
         .and_then(|r| r.http.as_ref());
     RequestFacts {
         method: http.map_or("", |h| h.method.as_str()),
+        scheme: http.map_or("", |h| h.scheme.as_str()),
         host: http.map_or("", |h| h.host.as_str()),
         path: http.map_or("", |h| h.path.as_str()),
     }
+}
+
+/// The SHA-256 of the client certificate Envoy saw
+/// (`attributes.source.certificate`: URL-encoded PEM, when Envoy is
+/// configured with `include_peer_certificate`).
+fn peer_cert(request: &CheckRequest) -> Option<[u8; 32]> {
+    let pem = &request.attributes.as_ref()?.source.as_ref()?.certificate;
+    if pem.is_empty() {
+        return None;
+    }
+    crate::binding::cert::from_url_encoded_pem(pem)
 }
 
 /// Sets every non-empty upstream header and removes the client's copy of
@@ -105,11 +117,16 @@ fn deny(
 fn check_response(answer: Answer) -> CheckResponse {
     match answer {
         Answer::Allow(identity) => allow(identity),
-        Answer::Unauthenticated => deny(
+        Answer::Unauthenticated(challenge) => deny(
             Status::unauthenticated("token is not active"),
             HttpStatusCode::Unauthorized,
-            vec![header("www-authenticate", front::INVALID_TOKEN_CHALLENGE)],
-            r#"{"error":"invalid_token"}"#.to_owned(),
+            vec![header("www-authenticate", challenge)],
+            if challenge == front::INVALID_DPOP_PROOF_CHALLENGE {
+                r#"{"error":"invalid_dpop_proof"}"#
+            } else {
+                r#"{"error":"invalid_token"}"#
+            }
+            .to_owned(),
         ),
         Answer::Forbidden(challenge) => deny(
             Status::permission_denied("the route refuses this token"),
@@ -140,8 +157,13 @@ impl Authorization for EnvoyAuthz {
         let request = request.into_inner();
         let no_headers = HashMap::new();
         let headers = request.get_client_headers().unwrap_or(&no_headers);
-        let (outcome, answer) =
-            edge::authorize(&self.state, headers, checked_request(&request)).await;
+        let (outcome, answer) = edge::authorize(
+            &self.state,
+            headers,
+            checked_request(&request),
+            peer_cert(&request),
+        )
+        .await;
         measured.finish(outcome);
         Ok(Response::new(check_response(answer)))
     }

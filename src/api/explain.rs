@@ -40,6 +40,7 @@ pub async fn explain(
     })?;
     let facts = RequestFacts {
         method: asked.method.as_deref().unwrap_or("GET"),
+        scheme: "",
         host: asked.host.as_deref().unwrap_or(""),
         path: asked.path.as_deref().unwrap_or("/"),
     };

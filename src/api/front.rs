@@ -10,6 +10,10 @@ use crate::request::RequestFacts;
 /// The `WWW-Authenticate` challenge of a missing or inactive token.
 pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer realm="tokend", error="invalid_token""#;
 
+/// The challenge of a DPoP-bound token whose proof failed (RFC 9449 §7.1);
+/// which rule failed is never said.
+pub const INVALID_DPOP_PROOF_CHALLENGE: &str = r#"DPoP realm="tokend", error="invalid_dpop_proof", algs="RS256 RS384 RS512 PS256 PS384 PS512 ES256 ES384 EdDSA""#;
+
 /// The request a forward-auth call is about: Traefik and Caddy send
 /// `X-Forwarded-Method/-Host/-Uri`, nginx `X-Original-Method`, `X-Original-URI`
 /// and `Host`.
@@ -19,6 +23,7 @@ pub fn forwarded_request(headers: &HeaderMap) -> RequestFacts<'_> {
         method: get("x-forwarded-method")
             .or_else(|| get("x-original-method"))
             .unwrap_or(""),
+        scheme: get("x-forwarded-proto").unwrap_or(""),
         host: get("x-forwarded-host")
             .or_else(|| get("host"))
             .unwrap_or(""),

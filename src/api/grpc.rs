@@ -12,7 +12,7 @@ use super::revoke;
 use super::state::AppState;
 use crate::callers::Caller;
 use crate::metrics::{Api, Outcome};
-use crate::request::{Presented, TokenSource};
+use crate::request::{Presented, ProofTarget, TokenSource};
 use crate::verify::{Verdict, Verified};
 
 pub mod pb {
@@ -128,7 +128,13 @@ impl TokenService for TokenApi {
         let measured = Measured::start(&self.state.metrics, Api::Grpc);
         caller(&request)?;
         let req = request.into_inner();
-        let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
+        let target = ProofTarget::Stated {
+            method: &req.http_method,
+            uri: &req.http_uri,
+        };
+        let proof = (!req.dpop_proof.is_empty()).then_some(req.dpop_proof.as_str());
+        let presented =
+            Presented::new(&req.token, TokenSource::GrpcMessage).with_proof(proof, target);
         let verdict = self
             .state
             .runtime()

@@ -19,7 +19,7 @@ use super::state::{AppState, Shared};
 use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
 use crate::metrics::{Api, Outcome};
-use crate::request::{Presented, TokenSource};
+use crate::request::{Presented, ProofTarget, TokenSource};
 use crate::token::fingerprint;
 use crate::verify::Verdict;
 
@@ -83,8 +83,20 @@ async fn read_token_form(request: Request, limit: usize) -> Result<String, ApiEr
 pub(super) async fn read_form_parameter(
     request: Request,
     limit: usize,
-    wanted: &str,
+    wanted: &'static str,
 ) -> Result<String, ApiError> {
+    let [value] = read_form(request, limit, [wanted]).await?;
+    value.ok_or_else(|| ApiError::InvalidRequest(format!("missing {wanted} parameter")))
+}
+
+/// Reads an `application/x-www-form-urlencoded` body: the first of `wanted`
+/// must be there and not empty, the others may be; none may be repeated
+/// (nor `token_type_hint`).
+async fn read_form<const N: usize>(
+    request: Request,
+    limit: usize,
+    wanted: [&'static str; N],
+) -> Result<[Option<String>; N], ApiError> {
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -99,16 +111,17 @@ pub(super) async fn read_form_parameter(
     let body = axum::body::to_bytes(request.into_body(), limit)
         .await
         .map_err(|_| ApiError::InvalidRequest(format!("body larger than {limit} bytes")))?;
-    let mut token = None;
+    let mut found: [Option<String>; N] = std::array::from_fn(|_| None);
     let mut hint = 0;
     for (name, value) in form_pairs(&body) {
-        if name == wanted {
-            if token.is_some() {
+        if let Some(i) = wanted.iter().position(|w| name == *w) {
+            if found[i].is_some() {
                 return Err(ApiError::InvalidRequest(format!(
-                    "{wanted} given more than once"
+                    "{} given more than once",
+                    wanted[i]
                 )));
             }
-            token = Some(value.into_owned());
+            found[i] = Some(value.into_owned());
         } else if name == "token_type_hint" {
             hint += 1;
         }
@@ -118,12 +131,13 @@ pub(super) async fn read_form_parameter(
             "token_type_hint given more than once".into(),
         ));
     }
-    match token {
-        Some(t) if !t.is_empty() => Ok(t),
-        _ => Err(ApiError::InvalidRequest(format!(
-            "missing {wanted} parameter"
-        ))),
+    if found[0].as_deref().is_none_or(str::is_empty) {
+        return Err(ApiError::InvalidRequest(format!(
+            "missing {} parameter",
+            wanted[0]
+        )));
     }
+    Ok(found)
 }
 
 /// The pairs of an `application/x-www-form-urlencoded` body. A body with
@@ -150,8 +164,21 @@ pub(super) async fn introspect(state: &Shared, request: Request) -> Response {
     let signed = wants_signed_answer(request.headers());
     let result = async {
         let caller = admit(state, &request, Permission::Introspect, "introspect")?;
-        let token = read_token_form(request, state.max_body).await?;
-        let presented = Presented::new(&token, TokenSource::FormBody);
+        let [token, proof, method, uri] = read_form(
+            request,
+            state.max_body,
+            ["token", "dpop_proof", "http_method", "http_uri"],
+        )
+        .await?;
+        let token = token.unwrap_or_default();
+        // A DPoP-bound token is checked against the request the resource
+        // server says it got (RFC 9449 §4.3 with `htm` = http_method, `htu` = http_uri).
+        let target = ProofTarget::Stated {
+            method: method.as_deref().unwrap_or(""),
+            uri: uri.as_deref().unwrap_or(""),
+        };
+        let presented =
+            Presented::new(&token, TokenSource::FormBody).with_proof(proof.as_deref(), target);
         let now = (state.clock)();
         let runtime = state.runtime();
         let verdict = runtime.verifier.check(&presented, now).await;
@@ -222,17 +249,16 @@ fn json_response(body: Bytes) -> Response {
 pub(super) async fn forward_auth(state: &Shared, headers: &HeaderMap) -> Response {
     let measured = Measured::start(&state.metrics, Api::ForwardAuth);
     let (outcome, answer) =
-        edge::authorize(state, headers, front::forwarded_request(headers)).await;
+        edge::authorize(state, headers, front::forwarded_request(headers), None).await;
     let response = match answer {
         Answer::Allow(identity) => {
             let mut response = Response::new(axum::body::Body::empty());
             *response.headers_mut() = identity;
             response
         }
-        Answer::Unauthenticated => challenge(
-            StatusCode::UNAUTHORIZED,
-            HeaderValue::from_static(front::INVALID_TOKEN_CHALLENGE),
-        ),
+        Answer::Unauthenticated(value) => {
+            challenge(StatusCode::UNAUTHORIZED, HeaderValue::from_static(value))
+        }
         Answer::Forbidden(value) => challenge(StatusCode::FORBIDDEN, value),
         Answer::BadRequest(bad) => ApiError::InvalidRequest(bad.to_string()).into_response(),
     };

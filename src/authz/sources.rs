@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::config::TokenSourceSpec;
-use crate::request::TokenSource;
+use crate::request::{Scheme, TokenSource, authorization_token};
 
 /// The request headers of a front, by lower-case name.
 pub trait RequestHeaders {
@@ -49,26 +49,37 @@ impl TokenSources {
     /// request's path with its query (for `query:NAME`).
     pub fn find<'a>(&'a self, headers: &'a impl RequestHeaders, path: &'a str) -> Found<'a> {
         for spec in &self.0 {
-            let found = match spec {
-                TokenSourceSpec::Header(name) => header(headers, name),
-                TokenSourceSpec::Cookie(name) => cookie(headers, name),
-                TokenSourceSpec::Query(name) => query(path, name),
+            let (found, source) = match spec {
+                TokenSourceSpec::Header(name) if name == "authorization" => authorization(headers),
+                TokenSourceSpec::Header(name) => (header(headers, name), TokenSource::Header(name)),
+                TokenSourceSpec::Cookie(name) => (cookie(headers, name), TokenSource::Cookie(name)),
+                TokenSourceSpec::Query(name) => (query(path, name), TokenSource::Query(name)),
             };
             match found {
                 One::None => continue,
-                One::Many => return Found::Ambiguous(source_of(spec)),
-                One::Value(token) => return Found::Token(token, source_of(spec)),
+                One::Many => return Found::Ambiguous(source),
+                One::Value(token) => return Found::Token(token, source),
             }
         }
         Found::Missing
     }
 }
 
-fn source_of(spec: &TokenSourceSpec) -> TokenSource<'_> {
-    match spec {
-        TokenSourceSpec::Header(n) => TokenSource::Header(n),
-        TokenSourceSpec::Cookie(n) => TokenSource::Cookie(n),
-        TokenSourceSpec::Query(n) => TokenSource::Query(n),
+/// `Authorization: Bearer <token>` or `DPoP <token>` (RFC 9449 §7.1); any
+/// other scheme counts as absent.
+fn authorization<'a>(headers: &'a impl RequestHeaders) -> (One<'a>, TokenSource<'a>) {
+    let mut all = headers.values("authorization");
+    let (first, second) = (all.next(), all.next());
+    let bearer = TokenSource::Authorization(Scheme::Bearer);
+    if second.is_some() {
+        return (One::Many, bearer);
+    }
+    match first.and_then(authorization_token) {
+        Some((scheme, token)) => (
+            One::Value(Cow::Borrowed(token)),
+            TokenSource::Authorization(scheme),
+        ),
+        None => (One::None, bearer),
     }
 }
 
@@ -88,22 +99,9 @@ fn only<'a>(mut values: impl Iterator<Item = Cow<'a, str>>) -> One<'a> {
     }
 }
 
-/// `authorization` carries `Bearer <token>` (another scheme counts as
-/// absent); any other header carries the token as its whole value.
+/// A header other than `authorization` carries the token as its whole value.
 fn header<'a>(headers: &'a impl RequestHeaders, name: &str) -> One<'a> {
-    let values = headers.values(name).map(str::trim);
-    if name == "authorization" {
-        let mut all = headers.values(name);
-        let (first, second) = (all.next(), all.next());
-        if second.is_some() {
-            return One::Many;
-        }
-        return match first.and_then(crate::request::bearer) {
-            Some(token) => One::Value(Cow::Borrowed(token)),
-            None => One::None,
-        };
-    }
-    only(values.map(Cow::Borrowed))
+    only(headers.values(name).map(str::trim).map(Cow::Borrowed))
 }
 
 /// The named cookie across every `Cookie` header (HTTP/2 sends one per

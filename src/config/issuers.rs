@@ -57,6 +57,14 @@ pub struct IssuerConfig {
     #[serde(default = "defaults::max_jwks_bytes")]
     pub max_jwks_bytes: usize,
 
+    /// DPoP (RFC 9449): `off` (a DPoP-bound token is inactive), `allowed`
+    /// (bound tokens need their proof), `required` (unbound tokens are inactive).
+    #[serde(default)]
+    pub dpop: DpopMode,
+    /// The oldest DPoP proof `iat` accepted, in seconds.
+    #[serde(default = "defaults::dpop_max_age")]
+    pub dpop_max_age_seconds: u64,
+
     /// Accept OpenID Connect Back-Channel Logout tokens from this issuer.
     #[serde(default)]
     pub backchannel_logout: bool,
@@ -96,6 +104,16 @@ pub struct IssuerConfig {
     /// Discovery reads `/.well-known/ssf-configuration` (an SSF transmitter's keys).
     #[serde(skip)]
     pub ssf_discovery: bool,
+}
+
+/// Whether an issuer's tokens may, must or must not be DPoP-bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    Off,
+    #[default]
+    Allowed,
+    Required,
 }
 
 /// Where an issuer's keys come from.
@@ -306,6 +324,11 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
     }
     if issuer.leeway_seconds > 600 {
         errors.push(format!("{at}.leeway_seconds: at most 600"));
+    }
+    if !(1..=3600).contains(&issuer.dpop_max_age_seconds) {
+        errors.push(format!(
+            "{at}.dpop_max_age_seconds: must be between 1 and 3600"
+        ));
     }
     if issuer.backchannel_logout {
         if issuer.logout_audiences.is_empty() && issuer.audiences.is_empty() {

@@ -19,7 +19,7 @@ pub use assertion::AssertionConfig;
 pub use cache::CacheConfig;
 pub use clients::{ClientConfig, Permission};
 pub use introspection::{ClientAuth, Endpoint, Introspection};
-pub use issuers::{IssuerConfig, KeySourceConfig};
+pub use issuers::{DpopMode, IssuerConfig, KeySourceConfig};
 pub use revocation::{Backend, OnStale, RevocationConfig};
 pub use routes::{AuthorizationConfig, DefaultDecision, RouteConfig, TokenSourceSpec};
 pub use secrets::Secret;
@@ -314,6 +314,9 @@ mod defaults {
     }
     pub fn tls_poll() -> u64 {
         5
+    }
+    pub fn dpop_max_age() -> u64 {
+        60
     }
     pub fn introspection_cache() -> u64 {
         60

@@ -33,6 +33,11 @@ pub struct AuthorizationConfig {
     pub default: DefaultDecision,
     #[serde(default = "default_token_sources")]
     pub token_sources: Vec<String>,
+    /// The header a gateway puts the client's certificate in, for
+    /// certificate-bound tokens (RFC 8705): Envoy's `x-forwarded-client-cert`
+    /// (`Hash=`/`Cert=`), or a URL-encoded PEM as nginx's `$ssl_client_escaped_cert`.
+    #[serde(default)]
+    pub client_cert_header: Option<String>,
     /// Resolved by `validate`.
     #[serde(skip)]
     pub sources: Vec<TokenSourceSpec>,
@@ -43,6 +48,7 @@ impl Default for AuthorizationConfig {
         AuthorizationConfig {
             default: DefaultDecision::AllowActive,
             token_sources: default_token_sources(),
+            client_cert_header: None,
             sources: vec![TokenSourceSpec::Header("authorization".into())],
         }
     }
@@ -89,6 +95,14 @@ pub struct RouteConfig {
 }
 
 pub(super) fn validate_authorization(authz: &mut AuthorizationConfig, errors: &mut Vec<String>) {
+    if let Some(name) = &mut authz.client_cert_header {
+        *name = name.to_ascii_lowercase();
+        if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+            errors.push(format!(
+                "authorization.client_cert_header: {name:?} is not a header name"
+            ));
+        }
+    }
     authz.sources.clear();
     if authz.token_sources.is_empty() {
         errors.push("authorization.token_sources: empty (no token would ever be found)".into());

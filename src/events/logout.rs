@@ -9,9 +9,10 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use crate::keys::IssuerKeys;
+use crate::token::parse::typ_accepted;
 use crate::token::parse::{Jws, parse_object};
 use crate::token::{Claims, Reason};
-use crate::verify::{Verifier, typ_accepted, verify_signature};
+use crate::verify::{Verifier, verify_signature};
 
 /// The event a logout token must carry (§2.4).
 pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";

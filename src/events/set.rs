@@ -7,9 +7,10 @@
 use serde_json::{Map, Value};
 
 use super::ssf::Transmitter;
+use crate::token::parse::typ_accepted;
 use crate::token::parse::{Jws, parse_object};
 use crate::token::{Claims, Reason};
-use crate::verify::{typ_accepted, verify_signature};
+use crate::verify::verify_signature;
 
 /// A SET that passed every check.
 #[derive(Debug)]

@@ -8,5 +8,7 @@
 mod presented;
 mod target;
 
-pub use presented::{Presented, RequestFacts, TokenSource, bearer};
+pub use presented::{
+    Presented, ProofTarget, RequestFacts, Scheme, TokenSource, authorization_token, bearer,
+};
 pub use target::{BadRequest, Target, normalize_path, under_prefix};

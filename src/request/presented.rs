@@ -10,7 +10,9 @@ pub enum TokenSource<'a> {
     FormBody,
     /// The `token` field of a gRPC message.
     GrpcMessage,
-    /// A request header (`authorization`, or one named in config).
+    /// The `Authorization` header, with the scheme it was sent under.
+    Authorization(Scheme),
+    /// A request header other than `authorization`, named in config.
     Header(&'a str),
     /// A cookie of the forwarded request.
     Cookie(&'a str),
@@ -20,14 +22,31 @@ pub enum TokenSource<'a> {
     AdminBody,
 }
 
+/// The `Authorization` scheme a token came under (RFC 6750, RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Bearer,
+    DPoP,
+}
+
 /// The request a token came with, as a gateway reported it (forward-auth
 /// headers, Envoy's `attributes.request.http`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RequestFacts<'a> {
     pub method: &'a str,
+    /// `http` or `https` (`X-Forwarded-Proto`; empty: not said, taken as `http`).
+    pub scheme: &'a str,
     pub host: &'a str,
     /// The path with its query, as received.
     pub path: &'a str,
+}
+
+/// The request a DPoP proof must name (`htm`, `htu`): the forwarded request,
+/// or, for introspection, the method and URI the resource server says it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProofTarget<'a> {
+    Forwarded(RequestFacts<'a>),
+    Stated { method: &'a str, uri: &'a str },
 }
 
 /// One token as presented, with what came with it.
@@ -37,10 +56,10 @@ pub struct Presented<'a> {
     pub source: TokenSource<'a>,
     /// For forward-auth and Envoy: the request being authorized.
     pub request: Option<RequestFacts<'a>>,
-    /// A DPoP proof (RFC 9449) sent with the token.
-    pub proof: Option<&'a str>,
-    /// The DER client certificate of the connection (RFC 8705).
-    pub client_cert: Option<&'a [u8]>,
+    /// A DPoP proof (RFC 9449) sent with the token, and what it must name.
+    pub proof: Option<(&'a str, ProofTarget<'a>)>,
+    /// The SHA-256 of the presenting client's DER certificate (RFC 8705).
+    pub client_cert: Option<[u8; 32]>,
 }
 
 impl<'a> Presented<'a> {
@@ -61,11 +80,50 @@ impl<'a> Presented<'a> {
             ..self
         }
     }
+
+    /// With a DPoP proof for `target`.
+    pub fn with_proof(self, proof: Option<&'a str>, target: ProofTarget<'a>) -> Presented<'a> {
+        Presented {
+            proof: proof.map(|p| (p, target)),
+            ..self
+        }
+    }
+
+    /// With the SHA-256 of the presenting client's certificate.
+    pub fn with_client_cert(self, sha256: Option<[u8; 32]>) -> Presented<'a> {
+        Presented {
+            client_cert: sha256,
+            ..self
+        }
+    }
+
+    /// Whether the token came as `Authorization: DPoP …`.
+    pub fn under_dpop_scheme(&self) -> bool {
+        self.source == TokenSource::Authorization(Scheme::DPoP)
+    }
 }
 
 /// The token of an `Authorization: Bearer <token>` value (scheme case-insensitive).
 pub fn bearer(authorization: &str) -> Option<&str> {
+    match authorization_token(authorization)? {
+        (Scheme::Bearer, token) => Some(token),
+        (Scheme::DPoP, _) => None,
+    }
+}
+
+/// The scheme and token of an `Authorization` value: `Bearer` or `DPoP`
+/// (schemes case-insensitive); any other scheme is no token.
+pub fn authorization_token(authorization: &str) -> Option<(Scheme, &str)> {
     let (scheme, token) = authorization.split_once(' ')?;
     let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+    if token.is_empty() {
+        return None;
+    }
+    if scheme.eq_ignore_ascii_case("bearer") {
+        Some((Scheme::Bearer, token))
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Some((Scheme::DPoP, token))
+    } else {
+        None
+    }
 }

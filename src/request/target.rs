@@ -304,6 +304,7 @@ mod tests {
             method,
             host,
             path: "/",
+            ..RequestFacts::default()
         };
         let t = Target::of(&facts("post", "API.Example.com:8443")).unwrap();
         assert_eq!((&*t.method, &*t.host), ("POST", "api.example.com"));

@@ -64,6 +64,9 @@ impl<'de> Deserialize<'de> for Read<'de> {
                             if matches!(other, "active" | "token_type") {
                                 read.flags |= RENDER_IN_FULL;
                             }
+                            if other == "cnf" {
+                                read.flags |= HAS_CNF;
+                            }
                             access.next_value::<StrictIgnored>()?;
                             continue;
                         }
@@ -120,6 +123,8 @@ const HAS_SCOPE: u8 = 2;
 /// The token has members named `active` or `token_type`, or a `client_id` or
 /// `scope` that is not a string.
 const RENDER_IN_FULL: u8 = 4;
+/// The token has a `cnf` (confirmation) member: it may be sender-constrained.
+const HAS_CNF: u8 = 8;
 
 /// A token's claims, kept compact because verified tokens live in the cache:
 /// one buffer holds the payload JSON exactly as the token carried it (already
@@ -333,6 +338,11 @@ impl Claims {
     /// parsed claims rather than spliced onto the payload.
     pub fn renders_in_full(&self) -> bool {
         self.flags & RENDER_IN_FULL != 0
+    }
+
+    /// Whether the token has a `cnf` member (RFC 7800): only then is it read.
+    pub fn has_cnf(&self) -> bool {
+        self.flags & HAS_CNF != 0
     }
 
     /// The token has a string `client_id` of its own (not one taken from `azp`).

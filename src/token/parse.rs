@@ -418,6 +418,29 @@ impl<'de> Visitor<'de> for StrictVisitor {
     }
 }
 
+/// Whether a header `typ` is accepted: media types compare case-insensitively and
+/// `application/` may be left out (RFC 7515 §4.1.9).
+pub fn typ_accepted(typ: Option<&str>, accepted: &[String]) -> bool {
+    if accepted.is_empty() {
+        return true;
+    }
+    let Some(typ) = typ else { return false };
+    let short = |t: &str| {
+        let t = t.trim();
+        // `get`: byte 12 may fall inside a character of an attacker's `typ`.
+        if t.len() > 12
+            && let (Some(prefix), Some(rest)) = (t.get(..12), t.get(12..))
+            && prefix.eq_ignore_ascii_case("application/")
+        {
+            rest.to_owned()
+        } else {
+            t.to_owned()
+        }
+    };
+    let typ = short(typ);
+    accepted.iter().any(|a| short(a).eq_ignore_ascii_case(&typ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,5 +566,21 @@ mod tests {
         );
         assert!(parse_object(br#"{"a":1,"b":{"a":2}}"#).is_ok());
         assert_eq!(parse_object(b"[1]").unwrap_err(), None);
+    }
+
+    #[test]
+    fn typ_matching() {
+        let accepted = vec!["at+jwt".to_string(), "JWT".to_string()];
+        assert!(typ_accepted(Some("at+jwt"), &accepted));
+        assert!(typ_accepted(Some("application/AT+JWT"), &accepted));
+        assert!(typ_accepted(Some("jwt"), &accepted));
+        assert!(!typ_accepted(Some("id+jwt"), &accepted));
+        assert!(!typ_accepted(None, &accepted));
+        assert!(typ_accepted(None, &[]));
+        assert!(
+            !typ_accepted(Some("aaaaaaaaaaa\u{e9}"), &accepted),
+            "a multi-byte character across the prefix's end"
+        );
+        assert!(!typ_accepted(Some("applicatio\u{e9}at+jwt"), &accepted));
     }
 }

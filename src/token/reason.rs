@@ -58,6 +58,15 @@ reasons! {
     UpstreamInactive => "upstream_inactive", "An opaque token no issuer's introspection endpoint called active.";
     UpstreamUnavailable => "upstream_unavailable", "An opaque token no introspection endpoint could answer for (down, slow, refused).";
     UpstreamBadAnswer => "upstream_bad_answer", "An introspection endpoint answered something other than an RFC 7662 object.";
+    DpopProofMissing => "dpop_proof_missing", "A DPoP-bound token came without a proof, or under the Bearer scheme.";
+    DpopProofInvalid => "dpop_proof_invalid", "The DPoP proof breaks a rule of RFC 9449 §4.3.";
+    DpopProofReplayed => "dpop_proof_replayed", "The DPoP proof's jti was used before.";
+    DpopReplayUnknown => "dpop_replay_unknown", "The replay store could not be asked, so the proof's jti is not known to be fresh.";
+    DpopRequired => "dpop_required", "The issuer requires DPoP and the token is not bound to a key.";
+    DpopNotAccepted => "dpop_not_accepted", "A DPoP-bound token of an issuer with dpop = off, or an unbound token under the DPoP scheme.";
+    CertMissing => "cert_missing", "A certificate-bound token came without the client's certificate.";
+    CertMismatch => "cert_mismatch", "The client certificate's SHA-256 is not the token's cnf x5t#S256.";
+    BadConfirmation => "bad_confirmation", "cnf is not an object of non-empty string members.";
 }
 
 impl fmt::Display for Reason {
@@ -67,6 +76,18 @@ impl fmt::Display for Reason {
 }
 
 impl Reason {
+    /// Whether the token was refused for its DPoP proof: the caller is told
+    /// `DPoP error="invalid_dpop_proof"` (RFC 9449 §7.1), never which rule.
+    pub fn is_dpop_proof(self) -> bool {
+        matches!(
+            self,
+            Reason::DpopProofMissing
+                | Reason::DpopProofInvalid
+                | Reason::DpopProofReplayed
+                | Reason::DpopReplayUnknown
+        )
+    }
+
     /// Whether the verdict is doubt rather than a finding: an introspection
     /// endpoint gave no usable answer. (Still inactive; but a revocation
     /// cannot be stored for a token nobody could say anything about.)

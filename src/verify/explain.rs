@@ -189,6 +189,27 @@ fn detail(
         Reason::UpstreamUnavailable => {
             "an opaque token, and no introspection endpoint answered (down, slower than introspection_timeout_ms, or an HTTP error): see tokend_upstream_introspection_total".into()
         }
+        Reason::DpopProofMissing => {
+            "the token is DPoP-bound (cnf.jkt): it needs Authorization: DPoP and a DPoP proof for this request".into()
+        }
+        Reason::DpopProofInvalid => {
+            "the DPoP proof breaks a rule of RFC 9449 §4.3 (typ, alg, jwk, signature, htm, htu, iat, ath, or the key is not cnf.jkt); tokend's debug log names it".into()
+        }
+        Reason::DpopProofReplayed => "the DPoP proof's jti was used before".into(),
+        Reason::DpopReplayUnknown => {
+            "the revocation store, which keeps used DPoP proof ids, did not answer: DPoP-bound tokens are refused until it does".into()
+        }
+        Reason::DpopRequired => format!("issuer {name} has dpop = \"required\" and the token has no cnf.jkt"),
+        Reason::DpopNotAccepted => format!(
+            "a DPoP-bound token of issuer {name} with dpop = \"off\", or an unbound token sent under the DPoP scheme"
+        ),
+        Reason::CertMissing => {
+            "the token is bound to a client certificate (cnf x5t#S256) and none came with the request (see authorization.client_cert_header)".into()
+        }
+        Reason::CertMismatch => {
+            "the client certificate's SHA-256 is not the token's cnf x5t#S256".into()
+        }
+        Reason::BadConfirmation => "cnf is not an object of non-empty string members".into(),
         Reason::UpstreamBadAnswer => {
             "an opaque token, and the introspection endpoint's answer was not an RFC 7662 object (JSON, a boolean active, well-typed claims)".into()
         }

@@ -10,7 +10,7 @@ mod verified;
 
 pub use explain::Explanation;
 pub use opaque::{Opaque, is_compact_jws};
-pub use rules::{check_answer_claims, check_claims, issued_at, typ_accepted};
+pub use rules::{check_answer_claims, check_claims, issued_at};
 pub use verified::{Proof, Stamp, UnsafeClaim, Verdict, Verified};
 
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ use crate::keys::{IssuerId, IssuerKeys};
 use crate::metrics::Metrics;
 use crate::request::Presented;
 use crate::revocation::{Holder, Revocations};
-use crate::token::parse::Jws;
+use crate::token::parse::{Jws, typ_accepted};
 use crate::token::{Algorithm, Claims, Reason, WholeToken};
 
 /// Verifies tokens against the configured issuers.
@@ -157,6 +157,16 @@ impl Verifier {
         };
         // 7. revocation
         self.check_revocation(&verified, &whole, now)?;
+        // 8. binding: the DPoP proof or client certificate a bound token needs
+        let policy = &self.issuer(verified.issuer).config;
+        crate::binding::check(
+            verified.confirmation(),
+            presented,
+            policy,
+            &self.revocations,
+            now,
+        )
+        .await?;
         Ok(verified)
     }
 

@@ -59,29 +59,6 @@ pub fn check_answer_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> 
     Ok(())
 }
 
-/// Whether a header `typ` is accepted: media types compare case-insensitively and
-/// `application/` may be left out (RFC 7515 §4.1.9).
-pub fn typ_accepted(typ: Option<&str>, accepted: &[String]) -> bool {
-    if accepted.is_empty() {
-        return true;
-    }
-    let Some(typ) = typ else { return false };
-    let short = |t: &str| {
-        let t = t.trim();
-        // `get`: byte 12 may fall inside a character of an attacker's `typ`.
-        if t.len() > 12
-            && let (Some(prefix), Some(rest)) = (t.get(..12), t.get(12..))
-            && prefix.eq_ignore_ascii_case("application/")
-        {
-            rest.to_owned()
-        } else {
-            t.to_owned()
-        }
-    };
-    let typ = short(typ);
-    accepted.iter().any(|a| short(a).eq_ignore_ascii_case(&typ))
-}
-
 /// The issue time a subject or issuer revocation compares with `before`: `iat`,
 /// or, for a token without one whose issuer caps lifetimes, `exp` minus the
 /// cap: the first moment tokend accepts it (the lifetime rule is `exp − now`),
@@ -199,21 +176,5 @@ mod tests {
             check(r#"{"exp":1000100,"aud":"orders"}"#, &p, now),
             Err(Reason::MissingRequiredClaim)
         );
-    }
-
-    #[test]
-    fn typ_matching() {
-        let accepted = vec!["at+jwt".to_string(), "JWT".to_string()];
-        assert!(typ_accepted(Some("at+jwt"), &accepted));
-        assert!(typ_accepted(Some("application/AT+JWT"), &accepted));
-        assert!(typ_accepted(Some("jwt"), &accepted));
-        assert!(!typ_accepted(Some("id+jwt"), &accepted));
-        assert!(!typ_accepted(None, &accepted));
-        assert!(typ_accepted(None, &[]));
-        assert!(
-            !typ_accepted(Some("aaaaaaaaaaa\u{e9}"), &accepted),
-            "a multi-byte character across the prefix's end"
-        );
-        assert!(!typ_accepted(Some("applicatio\u{e9}at+jwt"), &accepted));
     }
 }

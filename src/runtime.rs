@@ -43,6 +43,8 @@ pub enum BuildError {
     Assertion(String),
     #[error("introspection client: {0}")]
     Introspection(String),
+    #[error("decryption keys: {0}")]
+    Decryption(String),
 }
 
 impl Runtime {
@@ -82,7 +84,9 @@ impl Runtime {
         }
         let verifier = verifier
             .with_introspection(config.cache.max_entries)
-            .map_err(|e| BuildError::Introspection(e.to_string()))?;
+            .map_err(|e| BuildError::Introspection(e.to_string()))?
+            .with_decryption()
+            .map_err(BuildError::Decryption)?;
         let transmitters =
             build_transmitters(&config, previous, &issuers, metrics, &mut new_issuers)?;
         let clients = Clients::new(&config.clients);

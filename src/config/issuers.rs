@@ -65,6 +65,9 @@ pub struct IssuerConfig {
     #[serde(default = "defaults::dpop_max_age")]
     pub dpop_max_age_seconds: u64,
 
+    /// A JWKS of private keys that open this issuer's encrypted tokens (JWE).
+    pub decryption_keys_file: Option<PathBuf>,
+
     /// Accept OpenID Connect Back-Channel Logout tokens from this issuer.
     #[serde(default)]
     pub backchannel_logout: bool,
@@ -324,6 +327,19 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
     }
     if issuer.leeway_seconds > 600 {
         errors.push(format!("{at}.leeway_seconds: at most 600"));
+    }
+    if let Some(path) = &issuer.decryption_keys_file {
+        match std::fs::read(path) {
+            Err(e) => errors.push(format!(
+                "{at}.decryption_keys_file: cannot read {}: {e}",
+                path.display()
+            )),
+            Ok(text) => {
+                if let Err(e) = crate::jwe::keys::load_jwks(&text) {
+                    errors.push(format!("{at}.decryption_keys_file: {e}"));
+                }
+            }
+        }
     }
     if !(1..=3600).contains(&issuer.dpop_max_age_seconds) {
         errors.push(format!(

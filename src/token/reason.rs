@@ -67,6 +67,11 @@ reasons! {
     CertMissing => "cert_missing", "A certificate-bound token came without the client's certificate.";
     CertMismatch => "cert_mismatch", "The client certificate's SHA-256 is not the token's cnf x5t#S256.";
     BadConfirmation => "bad_confirmation", "cnf is not an object of non-empty string members.";
+    JweUnsupported => "jwe_unsupported", "A JWE with an alg, enc or header member tokend refuses (RSA1_5, dir, zip, crit, …).";
+    JweNotNested => "jwe_not_nested", "A JWE whose content is not a signed JWT (cty JWT).";
+    JweNoKey => "jwe_no_key", "A JWE no configured decryption key fits (kid, key type).";
+    JweDecryptFailed => "jwe_decrypt_failed", "A JWE that does not decrypt: wrong key, bad epk, bad tag or padding — one answer for all.";
+    JweIssuerMismatch => "jwe_issuer_mismatch", "The JWT inside a JWE is not from the issuer whose key decrypted it.";
 }
 
 impl fmt::Display for Reason {

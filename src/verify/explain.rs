@@ -210,6 +210,19 @@ fn detail(
             "the client certificate's SHA-256 is not the token's cnf x5t#S256".into()
         }
         Reason::BadConfirmation => "cnf is not an object of non-empty string members".into(),
+        Reason::JweUnsupported => {
+            "an encrypted token (JWE) with an alg, enc or header member tokend refuses (RSA1_5, dir, zip, crit, or an unknown one)".into()
+        }
+        Reason::JweNotNested => {
+            "an encrypted token whose content is not a signed JWT (its header needs cty JWT)".into()
+        }
+        Reason::JweNoKey => {
+            "an encrypted token that no issuer's decryption_keys_file has a key for (kid, key type)".into()
+        }
+        Reason::JweDecryptFailed => "an encrypted token that does not decrypt with the keys it fits".into(),
+        Reason::JweIssuerMismatch => {
+            "the JWT inside the JWE is not from the issuer whose key decrypted it".into()
+        }
         Reason::UpstreamBadAnswer => {
             "an opaque token, and the introspection endpoint's answer was not an RFC 7662 object (JSON, a boolean active, well-typed claims)".into()
         }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::{CacheMetrics, TokenCache};
+use crate::jwe::{Decryptor, is_compact_jwe};
 use crate::keys::fetch::FetchError;
 use crate::keys::set::KeySet;
 use crate::keys::{IssuerId, IssuerKeys};
@@ -37,6 +38,8 @@ pub struct Verifier {
     cache: Option<TokenCache<Arc<Verified>>>,
     /// Stage 0 for opaque tokens (`None`: no issuer introspects).
     opaque: Option<Opaque>,
+    /// Stage 0 for encrypted tokens (`None`: no issuer has decryption keys).
+    decryptor: Option<Decryptor<IssuerId>>,
 }
 
 /// What was learnt about a token before it failed, for metric labels.
@@ -65,6 +68,7 @@ impl Verifier {
             revocations,
             cache: None,
             opaque: None,
+            decryptor: None,
         }
     }
 
@@ -81,6 +85,22 @@ impl Verifier {
     /// `max_entries` bounds its cache.
     pub fn with_introspection(mut self, max_entries: usize) -> Result<Verifier, FetchError> {
         self.opaque = Opaque::new(&self.issuers, max_entries)?;
+        Ok(self)
+    }
+
+    /// Adds stage 0 for encrypted tokens: the issuers' `decryption_keys_file`s.
+    pub fn with_decryption(mut self) -> Result<Verifier, String> {
+        let mut keys = Vec::new();
+        for issuer in &self.issuers {
+            let Some(path) = &issuer.config.decryption_keys_file else {
+                continue;
+            };
+            let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let loaded = crate::jwe::keys::load_jwks(&text)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            keys.extend(loaded.into_iter().map(|key| (issuer.id, key)));
+        }
+        self.decryptor = (!keys.is_empty()).then(|| Decryptor::new(keys));
         Ok(self)
     }
 
@@ -144,7 +164,7 @@ impl Verifier {
         let whole = WholeToken::new(token);
         let verified = match &self.opaque {
             // 0. an opaque token: its issuer's introspection endpoint (or its cache)
-            Some(opaque) if !is_compact_jws(token) => {
+            Some(opaque) if !is_compact_jws(token) && !is_compact_jwe(token) => {
                 let verified = opaque.check(&whole, now).await?;
                 seen.issuer = Some(verified.issuer);
                 verified
@@ -186,14 +206,27 @@ impl Verifier {
         None
     }
 
-    /// Steps 2–6 in full; a token that passes is cached until its `exp` + leeway.
+    /// Steps 2–6 in full (a JWE decrypted first); a token that passes is
+    /// cached, under the token as received, until its `exp` + leeway.
     async fn verify_and_remember(
         &self,
         whole: &WholeToken<'_>,
         now: u64,
         seen: &mut Seen,
     ) -> Result<Arc<Verified>, Reason> {
-        let verified = Arc::new(self.verify_in_full(whole.text, now, seen).await?);
+        let verified = match &self.decryptor {
+            // 0. an encrypted token: the nested JWS, from the issuer whose key opened it
+            Some(decryptor) if is_compact_jwe(whole.text) => {
+                let (owner, inner) = decryptor.decrypt(whole.text)?;
+                let verified = self.verify_in_full(&inner, now, seen).await?;
+                if verified.issuer != owner {
+                    return Err(Reason::JweIssuerMismatch);
+                }
+                verified
+            }
+            _ => self.verify_in_full(whole.text, now, seen).await?,
+        };
+        let verified = Arc::new(verified);
         if let Some(cache) = &self.cache {
             let policy = &self.issuer(verified.issuer).config;
             let expires_at = verified.claims.exp().unwrap_or(0.0) + policy.leeway_seconds as f64;

@@ -13,6 +13,7 @@ mod hardening;
 mod helpers;
 mod introspect;
 mod introspection_idp;
+mod jwe;
 mod keys;
 mod listeners;
 mod logout;

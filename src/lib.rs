@@ -14,7 +14,9 @@
 //!   cached-or-verified (issuer by exact `iss`, algorithm allowlist and `typ`,
 //!   signature, the claim rules of [`verify::check_claims`]), then revocation.
 //! - [`upstream`]: an issuer's introspection and revocation endpoints, for
-//!   opaque tokens (stage 0 of [`verify`]).
+//!   opaque tokens (stage 0 of [`verify`]); [`jwe`]: encrypted tokens opened
+//!   (stage 0 too); [`binding`]: DPoP proofs and certificate-bound tokens
+//!   (stage 8).
 //! - [`token`]: what a token is — the strict parse ([`token::parse`]), the
 //!   claims read once ([`token::claims`]), the reasons a token is refused.
 //! - [`authz`]: edge authorization after the verdict — the route a request

@@ -46,13 +46,12 @@ pub struct Introspection {
 /// Resolves the `introspection_*` keys into `issuer.introspection`.
 /// Introspection is on when `introspection_endpoint` is set, or with
 /// `discovery = true` and an `introspection_client_id`.
-pub(super) fn validate(
-    issuer: &mut IssuerConfig,
-    at: &str,
-    check_url: &dyn Fn(&mut Vec<String>, &str, &str),
-    errors: &mut Vec<String>,
-) {
+pub(super) fn validate(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
     issuer.introspection = None;
+    let allow_http = issuer.allow_insecure_http;
+    let check_url = |errors: &mut Vec<String>, key: &str, url: &str| {
+        super::check_url(at, key, url, allow_http, errors)
+    };
     let endpoint = match (&issuer.introspection_endpoint, issuer.discovery) {
         (Some(url), _) => {
             check_url(errors, "introspection_endpoint", url);

@@ -216,14 +216,8 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
     }
     let is_hmac = sources[3];
     let allow_http = issuer.allow_insecure_http;
-    let check_url = |errors: &mut Vec<String>, key: &str, url: &str| match url::Url::parse(url) {
-        Ok(u) if u.scheme() == "https" => {}
-        Ok(u) if u.scheme() == "http" && allow_http => {}
-        Ok(u) if u.scheme() == "http" => errors.push(format!(
-            "{at}.{key}: http:// needs allow_insecure_http = true (loopback tests and dev only)"
-        )),
-        Ok(_) => errors.push(format!("{at}.{key}: must be an https:// URL")),
-        Err(e) => errors.push(format!("{at}.{key}: not a URL: {e}")),
+    let check_url = |errors: &mut Vec<String>, key: &str, url: &str| {
+        super::check_url(at, key, url, allow_http, errors)
     };
     if issuer.discovery {
         check_url(errors, "issuer", &issuer.issuer);
@@ -231,7 +225,7 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
     if let Some(uri) = &issuer.jwks_uri {
         check_url(errors, "jwks_uri", uri);
     }
-    super::introspection::validate(issuer, at, &check_url, errors);
+    super::introspection::validate(issuer, at, errors);
     if let Some(path) = &issuer.jwks_file
         && !path.is_file()
     {

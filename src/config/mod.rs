@@ -286,6 +286,26 @@ fn backticked<'a>(message: &'a str, prefix: &str) -> Option<&'a str> {
     message.strip_prefix(prefix)?.split('`').next()
 }
 
+/// A URL tokend will fetch or post to: `https`, or `http` where the block
+/// allows it (`allow_insecure_http`: loopback tests and dev).
+pub(super) fn check_url(
+    at: &str,
+    key: &str,
+    url: &str,
+    allow_http: bool,
+    errors: &mut Vec<String>,
+) {
+    match url::Url::parse(url) {
+        Ok(u) if u.scheme() == "https" => {}
+        Ok(u) if u.scheme() == "http" && allow_http => {}
+        Ok(u) if u.scheme() == "http" => errors.push(format!(
+            "{at}.{key}: http:// needs allow_insecure_http = true (loopback tests and dev only)"
+        )),
+        Ok(_) => errors.push(format!("{at}.{key}: must be an https:// URL")),
+        Err(e) => errors.push(format!("{at}.{key}: not a URL: {e}")),
+    }
+}
+
 /// Defaults shared by the section structs.
 mod defaults {
     pub fn leeway() -> u64 {

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::IssuerConfig;
 use super::secrets::{Secret, resolve_secret};
+use super::{IssuerConfig, check_url};
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -183,16 +183,4 @@ fn key_issuer(t: &TransmitterConfig, at: &str, errors: &mut Vec<String>) -> Opti
     super::issuers::validate_one(&mut issuer, at, &mut found);
     errors.extend(found);
     Some(issuer)
-}
-
-fn check_url(at: &str, key: &str, url: &str, allow_http: bool, errors: &mut Vec<String>) {
-    match url::Url::parse(url) {
-        Ok(u) if u.scheme() == "https" => {}
-        Ok(u) if u.scheme() == "http" && allow_http => {}
-        Ok(u) if u.scheme() == "http" => errors.push(format!(
-            "{at}.{key}: http:// needs allow_insecure_http = true (loopback tests and dev only)"
-        )),
-        Ok(_) => errors.push(format!("{at}.{key}: must be an https:// URL")),
-        Err(e) => errors.push(format!("{at}.{key}: not a URL: {e}")),
-    }
 }

@@ -98,8 +98,15 @@ fn rsa_pkcs8(parts: &[Vec<u8>]) -> Vec<u8> {
         rsa.extend(der_integer(part));
     }
     let rsa = der(0x30, &rsa);
-    // rsaEncryption (1.2.840.113549.1.1.1), NULL parameters.
-    let algorithm = der(
+    let mut info = der_integer(&[0]);
+    info.extend(rsa_algorithm());
+    info.extend(der(0x04, &rsa));
+    der(0x30, &info)
+}
+
+/// The `AlgorithmIdentifier` of rsaEncryption (1.2.840.113549.1.1.1), NULL parameters.
+fn rsa_algorithm() -> Vec<u8> {
+    der(
         0x30,
         &[
             &[
@@ -108,11 +115,7 @@ fn rsa_pkcs8(parts: &[Vec<u8>]) -> Vec<u8> {
             &[0x05, 0x00],
         ]
         .concat(),
-    );
-    let mut info = der_integer(&[0]);
-    info.extend(algorithm);
-    info.extend(der(0x04, &rsa));
-    der(0x30, &info)
+    )
 }
 
 fn der(tag: u8, content: &[u8]) -> Vec<u8> {
@@ -149,19 +152,9 @@ pub(super) fn rsa_spki(n: &[u8], e: &[u8]) -> Vec<u8> {
     let mut key = der_integer(n);
     key.extend(der_integer(e));
     let key = der(0x30, &key);
-    let algorithm = der(
-        0x30,
-        &[
-            &[
-                0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
-            ][..],
-            &[0x05, 0x00],
-        ]
-        .concat(),
-    );
     let mut bits = vec![0u8];
     bits.extend(key);
-    let mut info = algorithm;
+    let mut info = rsa_algorithm();
     info.extend(der(0x03, &bits));
     der(0x30, &info)
 }

@@ -3,10 +3,12 @@
 //! A development issuer with fresh RS256, ES256 and EdDSA keys (trusted
 //! directly, and also published as discovery document and JWKS) and opaque
 //! tokens of its own behind an introspection endpoint ([`opaque`]), `POST
-//! /dev/token` to mint tokens for it, a `dev` client with a random secret and
+//! /dev/token` to mint tokens for it, a client key for DPoP-bound tokens and
+//! their proofs ([`dpop`]), a `dev` client with a random secret and
 //! every permission, the memory revocation store, and listeners on 127.0.0.1
 //! only. The printed walkthrough needs nothing but curl.
 
+mod dpop;
 mod opaque;
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
@@ -29,11 +31,13 @@ use crate::token::Algorithm;
 /// Algorithms of the development issuer; the first is the default for `/dev/token`.
 pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::RS256, Algorithm::ES256, Algorithm::EdDSA];
 
-/// The development issuer: its URL, one signing key per algorithm, and its opaque tokens.
+/// The development issuer: its URL, one signing key per algorithm, its opaque
+/// tokens, and the development client's DPoP key.
 pub struct DevIssuer {
     pub issuer: String,
     signers: Vec<(Algorithm, Signer)>,
     opaque: opaque::OpaqueTokens,
+    dpop: dpop::DpopClient,
     clock: Clock,
 }
 
@@ -147,6 +151,7 @@ pub fn setup(
             issuer,
             signers,
             opaque,
+            dpop: dpop::DpopClient::generate(),
             clock,
         }),
         client_secret,
@@ -155,13 +160,17 @@ pub fn setup(
 
 impl DevIssuer {
     /// Mints a token: default claims, overridden by `overrides` (minus `alg`,
-    /// which picks the key, and `opaque`, which asks for an opaque token instead).
+    /// which picks the key, `opaque`, which asks for an opaque token instead,
+    /// and `dpop`, which binds it to the development client's DPoP key).
     pub fn mint(&self, overrides: &serde_json::Map<String, Value>) -> Result<String, ApiError> {
-        let opaque = match overrides.get("opaque") {
-            None | Some(Value::Bool(false)) => false,
-            Some(Value::Bool(true)) => true,
-            Some(_) => return Err(ApiError::InvalidRequest("opaque must be a boolean".into())),
+        let flag = |name: &str| match overrides.get(name) {
+            None | Some(Value::Bool(false)) => Ok(false),
+            Some(Value::Bool(true)) => Ok(true),
+            Some(_) => Err(ApiError::InvalidRequest(format!(
+                "{name} must be a boolean"
+            ))),
         };
+        let (opaque, bound) = (flag("opaque")?, flag("dpop")?);
         let alg = match overrides.get("alg") {
             None => ALGORITHMS[0],
             Some(Value::String(name)) => Algorithm::from_name(name)
@@ -187,9 +196,12 @@ impl DevIssuer {
         let map = claims.as_object_mut().expect("object");
         for (name, value) in overrides
             .iter()
-            .filter(|(k, _)| !matches!(k.as_str(), "alg" | "opaque"))
+            .filter(|(k, _)| !matches!(k.as_str(), "alg" | "opaque" | "dpop"))
         {
             map.insert(name.clone(), value.clone());
+        }
+        if bound {
+            map.insert("cnf".into(), json!({"jkt": self.dpop.jkt()}));
         }
         if opaque {
             return Ok(self.opaque.issue(map.clone()));
@@ -214,6 +226,7 @@ pub fn routes(issuer: Arc<DevIssuer>) -> Router {
         .route("/dev/introspect", post(opaque::introspect))
         .route("/dev/logout-token", post(mint_logout_token))
         .route("/dev/revoke", post(opaque::revoke))
+        .route("/dev/dpop-proof", post(dpop::mint_proof))
         .route("/dev/.well-known/openid-configuration", get(discovery))
         .route(
             "/dev/jwks",
@@ -344,6 +357,11 @@ SESSION=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -
 LOGOUT=$(curl -s -X POST {base}/dev/logout-token -H 'content-type: application/json' -d '{{\"sid\":\"dev-session-1\"}}')
 curl -s -o /dev/null -w '%{{http_code}}\\n' --data-urlencode \"logout_token=$LOGOUT\" {base}/backchannel-logout
 curl -s {auth} --data-urlencode \"token=$SESSION\" {base}/introspect; echo
+# 10. a DPoP-bound token (RFC 9449) passes only with a fresh proof from its client's key: 200, then the same proof again (a replay): 401
+BOUND=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d '{{\"sub\":\"carol\",\"scope\":\"orders:read\",\"dpop\":true}}')
+PROOF=$(curl -s -X POST {base}/dev/dpop-proof -H 'content-type: application/json' -d \"{{\\\"htm\\\":\\\"GET\\\",\\\"htu\\\":\\\"http://api.example/orders\\\",\\\"token\\\":\\\"$BOUND\\\"}}\")
+curl -s -o /dev/null -w '%{{http_code}}\\n' -H \"Authorization: DPoP $BOUND\" -H \"DPoP: $PROOF\" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Host: api.example' -H 'X-Forwarded-Uri: /orders' {base}/auth
+curl -s -o /dev/null -w '%{{http_code}} %header{{www-authenticate}}\\n' -H \"Authorization: DPoP $BOUND\" -H \"DPoP: $PROOF\" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Host: api.example' -H 'X-Forwarded-Uri: /orders' {base}/auth
 "
     )
 }

@@ -54,7 +54,7 @@ impl DevServer {
             }
             walkthrough.push_str(&line);
             // The last step: its two command lines follow.
-            if line.starts_with("# 9. alice logs out") {
+            if line.starts_with("# 10. a DPoP-bound token") {
                 for _ in 0..4 {
                     let mut next = String::new();
                     out.read_line(&mut next).unwrap();
@@ -163,7 +163,8 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .lines()
         .filter(|l| {
             [
-                "export ", "TOKEN=", "WRITER=", "OPAQUE=", "SESSION=", "LOGOUT=", "curl ",
+                "export ", "TOKEN=", "WRITER=", "OPAQUE=", "SESSION=", "LOGOUT=", "BOUND=",
+                "PROOF=", "curl ",
             ]
             .iter()
             .any(|p| l.starts_with(p))
@@ -172,7 +173,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .collect();
     assert_eq!(
         script.lines().count(),
-        16,
+        20,
         "walkthrough:\n{}",
         server.walkthrough
     );
@@ -188,7 +189,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 9, "{stdout}");
+    assert_eq!(lines.len(), 11, "{stdout}");
     let first: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["active"], true);
     assert_eq!(first["sub"], "alice");
@@ -214,6 +215,13 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
     // A back-channel logout from the dev issuer ends the session's token.
     assert_eq!(lines[7], "200", "{stdout}");
     assert_eq!(lines[8], r#"{"active":false}"#, "{stdout}");
+    // A DPoP-bound token passes with its proof; the same proof again is a replay.
+    assert_eq!(lines[9], "200", "{stdout}");
+    assert_eq!(
+        lines[10],
+        format!("401 {}", tokend::api::front::INVALID_DPOP_PROOF_CHALLENGE),
+        "{stdout}"
+    );
     // The dev issuer's discovery document and JWKS are served.
     let discovery: Value = serde_json::from_slice(
         &Command::new("curl")

@@ -109,6 +109,9 @@ pub fn readiness(state: &Shared) -> Readiness {
 }
 
 async fn metrics(State(state): State<AppState>) -> Response {
+    // The store gauges as of now, so a scrape agrees with `/readyz` from the
+    // first load on rather than after the next periodic refresh.
+    state.revocations.publish_health();
     let text = state.prometheus.render();
     (
         [(

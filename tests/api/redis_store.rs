@@ -132,6 +132,24 @@ async fn a_revocation_on_one_replica_is_seen_by_the_other_within_milliseconds() 
     );
 }
 
+/// A scrape right after the copy is loaded says the store is up, as
+/// `/readyz` does: the gauge does not wait for the periodic refresh.
+#[tokio::test]
+async fn the_store_gauge_agrees_with_readyz_from_the_first_load() {
+    let url = require_shared_redis().await;
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = replica(&idp, &single(&url, &unique_prefix(), "")).await;
+    let ready: Value = app.get("/readyz").await.json().await.unwrap();
+    assert_eq!(ready["revocation"]["up"], true, "{ready}");
+    let metrics = app.metrics().await;
+    let up = metrics
+        .lines()
+        .find(|l| l.starts_with("tokend_revocation_store_up"))
+        .expect("the gauge is exported");
+    assert!(up.ends_with(" 1"), "{up}");
+}
+
 #[tokio::test]
 async fn every_key_under_the_prefix_has_a_ttl() {
     let url = require_shared_redis().await;

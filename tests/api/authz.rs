@@ -375,12 +375,10 @@ async fn each_matcher_decides_as_documented() {
         r#"tokend_authz_decisions_total{route="orders-read",decision="deny_unauthenticated"}"#,
         r#"tokend_authz_decisions_total{route="default",decision="allow"}"#,
     ] {
-        let count = metrics
-            .lines()
-            .find(|l| l.starts_with(series))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse::<f64>().ok());
-        assert!(count.is_some_and(|n| n >= 1.0), "{series} in\n{metrics}");
+        assert!(
+            metric_value(&metrics, series) >= 1.0,
+            "{series} in\n{metrics}"
+        );
     }
 }
 

@@ -368,12 +368,11 @@ async fn envoy_check_reads_the_dpop_header_and_the_request_attributes() {
             .scheme = "https".into();
         request
     };
-    let answer = envoy
-        .check(check(client.proof(&token)))
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.status.unwrap().code, 0, "allowed");
+    assert_eq!(
+        status_code(&mut envoy, check(client.proof(&token))).await,
+        0,
+        "allowed"
+    );
     let answer = envoy
         .check(check(client.proof_with(
             "POST",
@@ -396,6 +395,15 @@ async fn envoy_check_reads_the_dpop_header_and_the_request_attributes() {
             .value
             .contains("invalid_dpop_proof")
     }));
+}
+
+/// The gRPC status code of Envoy's `Check` for `request` (0: allowed).
+async fn status_code(
+    envoy: &mut AuthorizationClient<tonic::transport::Channel>,
+    request: envoy_types::ext_authz::v3::pb::CheckRequest,
+) -> i32 {
+    let answer = envoy.check(request).await.unwrap().into_inner();
+    answer.status.unwrap().code
 }
 
 async fn envoy(app: &TestApp) -> AuthorizationClient<tonic::transport::Channel> {
@@ -502,42 +510,21 @@ async fn a_certificate_bound_token_passes_envoy_only_with_that_certificate() {
     let (other_pem, _, _) = client_certificate("other.example");
     let token = bound_token(&key, json!({"x5t#S256": x5t}));
     let mut envoy = envoy(&app).await;
-    let code = |answer: envoy_types::ext_authz::v3::pb::CheckResponse| answer.status.unwrap().code;
     assert_eq!(
-        code(
-            envoy
-                .check(check_with_certificate(&token, &pem))
-                .await
-                .unwrap()
-                .into_inner()
-        ),
+        status_code(&mut envoy, check_with_certificate(&token, &pem)).await,
         0
     );
     // Cached now: another certificate, or none, is still refused.
     assert_ne!(
-        code(
-            envoy
-                .check(check_with_certificate(&token, &other_pem))
-                .await
-                .unwrap()
-                .into_inner()
-        ),
+        status_code(&mut envoy, check_with_certificate(&token, &other_pem)).await,
         0
     );
-    assert_ne!(
-        code(
-            envoy
-                .check(check_request_for(
-                    "GET",
-                    "/orders",
-                    &[("authorization", &format!("Bearer {token}"))]
-                ))
-                .await
-                .unwrap()
-                .into_inner()
-        ),
-        0
+    let bare = check_request_for(
+        "GET",
+        "/orders",
+        &[("authorization", &format!("Bearer {token}"))],
     );
+    assert_ne!(status_code(&mut envoy, bare).await, 0);
 }
 
 #[tokio::test]

@@ -300,6 +300,36 @@ impl TestApp {
     pub async fn metrics(&self) -> String {
         self.get("/metrics").await.text().await.unwrap()
     }
+
+    /// The value of one series (name and labels, as scraped); 0 when absent.
+    pub async fn metric(&self, series: &str) -> f64 {
+        metric_value(&self.metrics().await, series)
+    }
+
+    /// `/admin/explain` for `token`, as an operator.
+    pub async fn explain(&self, token: &str) -> Value {
+        self.http
+            .post(format!("{}/admin/explain", self.base))
+            .basic_auth("ops", Some(OPS_SECRET))
+            .json(&json!({"token": token}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// The value of the series that starts `series` (name and labels) in a
+/// Prometheus text scrape; 0 when absent.
+pub fn metric_value(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// Standard claims for `iss`, valid for five minutes from now.
@@ -355,4 +385,19 @@ pub fn signer(alg: Algorithm, kid: &str) -> Signer {
 
 pub fn header_map_get(headers: &HeaderMap, name: &str) -> Option<String> {
     headers.get(name).map(|v| v.to_str().unwrap().to_owned())
+}
+
+/// The configuration `text` is refused with exactly these errors, each named
+/// by how it starts (the key path and the problem).
+pub fn assert_config_errors(text: &str, expected: &[&str]) {
+    let errors = tokend::config::Config::from_toml(text, Vec::new())
+        .unwrap_err()
+        .0;
+    for want in expected {
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "missing {want:?} in {errors:#?}"
+        );
+    }
+    assert_eq!(errors.len(), expected.len(), "{errors:#?}");
 }

@@ -100,20 +100,6 @@ impl Setup {
     fn jwe(&self, alg: &str, enc: &str, jws: &str, extra: Value) -> String {
         seal(jws, &self.recipient(alg), alg, enc, &extra).unwrap()
     }
-
-    async fn explain(&self, token: &str) -> Value {
-        self.app
-            .http
-            .post(format!("{}/admin/explain", self.app.base))
-            .basic_auth("ops", Some(OPS_SECRET))
-            .json(&json!({"token": token}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
 }
 
 #[tokio::test]
@@ -178,7 +164,7 @@ async fn encrypted_tokens_it_must_refuse_are_inactive() {
     ];
     for (token, reason) in cases {
         assert!(!s.app.is_active(&token).await, "{reason}");
-        let explained = s.explain(&token).await;
+        let explained = s.app.explain(&token).await;
         assert_eq!(explained["reason"], reason, "{explained}");
     }
     // Tampering: a flipped byte in the encrypted key, IV, ciphertext or tag
@@ -202,7 +188,7 @@ async fn encrypted_tokens_it_must_refuse_are_inactive() {
                 "{alg} {enc} segment {segment}"
             );
             assert_eq!(
-                s.explain(&tampered).await["reason"],
+                s.app.explain(&tampered).await["reason"],
                 "jwe_decrypt_failed",
                 "{alg} {enc} segment {segment}"
             );
@@ -259,22 +245,16 @@ fn check_config_names_every_bad_decryption_key_file() {
         ));
     }
     text.push_str("[[issuers]]\nname = \"gone\"\nissuer = \"https://gone\"\njwks_uri = \"https://gone/k\"\ndecryption_keys_file = \"/nonexistent/keys.json\"\n");
-    let errors = tokend::config::Config::from_toml(&text, Vec::new())
-        .unwrap_err()
-        .0;
-    for expected in [
-        "issuers[0].decryption_keys_file: not JSON",
-        "issuers[1].decryption_keys_file: keys[0]: no \"d\"",
-        "issuers[2].decryption_keys_file: keys[0]: use is \"sig\"",
-        "issuers[3].decryption_keys_file: keys[0]: x and y are not the public key of d",
-        "issuers[4].decryption_keys_file: keys[0]: kty Some(\"oct\") is not RSA or EC",
-        "issuers[5].decryption_keys_file: no keys",
-        "issuers[6].decryption_keys_file: cannot read /nonexistent/keys.json",
-    ] {
-        assert!(
-            errors.iter().any(|e| e.starts_with(expected)),
-            "missing {expected:?} in {errors:#?}"
-        );
-    }
-    assert_eq!(errors.len(), 7, "{errors:#?}");
+    assert_config_errors(
+        &text,
+        &[
+            "issuers[0].decryption_keys_file: not JSON",
+            "issuers[1].decryption_keys_file: keys[0]: no \"d\"",
+            "issuers[2].decryption_keys_file: keys[0]: use is \"sig\"",
+            "issuers[3].decryption_keys_file: keys[0]: x and y are not the public key of d",
+            "issuers[4].decryption_keys_file: keys[0]: kty Some(\"oct\") is not RSA or EC",
+            "issuers[5].decryption_keys_file: no keys",
+            "issuers[6].decryption_keys_file: cannot read /nonexistent/keys.json",
+        ],
+    );
 }

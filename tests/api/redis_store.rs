@@ -59,7 +59,8 @@ async fn active_here(app: &TestApp, token: &str) -> bool {
         .is_active()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+/// The `p` quantile (0 to 1) of durations sorted ascending.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 

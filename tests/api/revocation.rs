@@ -369,14 +369,10 @@ async fn reposting_is_idempotent_and_ids_are_deterministic() {
         first["id"],
         json!(tokend::revocation::Entry::subject(ISS, "dave", t - 5).id)
     );
-    let metrics = app.metrics().await;
-    let count: f64 = metrics
-        .lines()
-        .find(|l| l.starts_with("tokend_revocations_total{kind=\"subject\"}"))
-        .and_then(|l| l.rsplit(' ').next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
-    assert!(count >= 1.0);
+    let count = app
+        .metric("tokend_revocations_total{kind=\"subject\"}")
+        .await;
+    assert!(count >= 1.0, "{count}");
 }
 
 #[tokio::test]

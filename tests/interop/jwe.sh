@@ -11,17 +11,9 @@ set -euo pipefail
 
 TOKEND=${1:?usage: $0 path/to/tokend}
 HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-fail() { echo "JWE interop FAILED: $*" >&2; exit 1; }
+INTEROP="JWE interop"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 (cd "$HERE/jwe" && npm ci --no-audit --no-fund --silent)
 ISSUER="https://idp.interop.test"
@@ -48,12 +40,7 @@ TOML
 "$TOKEND" check-config "$WORK/tokend.toml" >/dev/null
 "$TOKEND" serve --config "$WORK/tokend.toml" >"$WORK/tokend.log" 2>&1 &
 PIDS+=($!)
-ready=""
-for _ in $(seq 300); do
-  if curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null; then ready=1; break; fi
-  sleep 0.1
-done
-[ -n "$ready" ] || { cat "$WORK/tokend.log"; fail "tokend did not become ready"; }
+wait_for "http://127.0.0.1:$http_port/readyz" 300 "$WORK/tokend.log" tokend
 
 python3 - "$WORK/tokens.json" "http://127.0.0.1:$http_port/introspect" <<'PY' || fail "see above"
 import base64, json, sys, urllib.parse, urllib.request

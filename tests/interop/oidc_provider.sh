@@ -8,17 +8,9 @@ set -euo pipefail
 
 TOKEND=${1:?usage: $0 path/to/tokend}
 HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-fail() { echo "interop FAILED: $*" >&2; exit 1; }
+INTEROP="interop"
+# shellcheck source=lib.sh
+source "$HERE/lib.sh"
 
 (cd "$HERE/oidc-provider" && npm ci --no-audit --no-fund --silent)
 
@@ -31,12 +23,7 @@ run_case() {
   PORT=$idp_port SIGN_ALG=$alg node "$HERE/oidc-provider/provider.mjs" >"$WORK/idp-$alg.log" 2>&1 &
   PIDS+=($!)
   # Node loads oidc-provider and generates an RSA key first: allow it a minute on a busy machine.
-  local up=""
-  for _ in $(seq 600); do
-    if curl -fs "$issuer/.well-known/openid-configuration" >/dev/null; then up=1; break; fi
-    sleep 0.1
-  done
-  [ -n "$up" ] || { cat "$WORK/idp-$alg.log"; fail "oidc-provider did not start"; }
+  wait_for "$issuer/.well-known/openid-configuration" 600 "$WORK/idp-$alg.log" oidc-provider
 
   cat >"$WORK/tokend-$alg.toml" <<TOML
 [server]
@@ -61,12 +48,7 @@ TOML
   "$TOKEND" check-config "$WORK/tokend-$alg.toml" >/dev/null
   "$TOKEND" serve --config "$WORK/tokend-$alg.toml" >"$WORK/tokend-$alg.log" 2>&1 &
   PIDS+=($!)
-  local ready=""
-  for _ in $(seq 300); do
-    if curl -fs "http://127.0.0.1:$http_port/readyz" >/dev/null; then ready=1; break; fi
-    sleep 0.1
-  done
-  [ -n "$ready" ] || { cat "$WORK/tokend-$alg.log"; fail "tokend did not become ready against oidc-provider"; }
+  wait_for "http://127.0.0.1:$http_port/readyz" 300 "$WORK/tokend-$alg.log" "tokend against oidc-provider"
 
   local token
   token=$(curl -fs -u orders-service:orders-service-secret \

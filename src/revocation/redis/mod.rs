@@ -22,30 +22,19 @@
 //! resyncs from the hash. A write is acknowledged only after Redis has run the
 //! script (with `appendfsync always`, after it is on disk).
 
+mod connect;
+mod feed;
+
 use futures_util::future::BoxFuture;
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::cluster_async::ClusterConnection;
-use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, RedisResult, Value};
-use std::collections::HashMap;
+use redis::{AsyncCommands, RedisResult};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio_util::sync::CancellationToken;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::{Entry, LocalCopy, Store, StoreError, StoreHealth};
 use crate::config::RevocationConfig;
+use connect::{Conn, Connector};
 
-/// How long one blocking read waits for news.
-const BLOCK: Duration = Duration::from_secs(2);
-/// Feed records read at once.
-const FEED_BATCH: usize = 1000;
-/// Response timeout of ordinary commands.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
-/// The follower's first and longest wait before reconnecting: a Redis that
-/// answers again is found within this, so a replica is back in sync well
-/// inside half a second (a connect attempt four times a second costs nothing).
-const RECONNECT_FIRST: Duration = Duration::from_millis(25);
-const RECONNECT_MAX: Duration = Duration::from_millis(250);
 /// The feed lives this long after its last write (it is also trimmed by length).
 const FEED_TTL_MS: u64 = 24 * 3600 * 1000;
 
@@ -54,94 +43,6 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
-}
-
-/// Where Redis is: one server or a cluster.
-#[derive(Clone)]
-enum Connector {
-    Single(Box<redis::Client>),
-    /// One client for commands, one whose response timeout outlasts a blocking read.
-    Cluster(Box<(redis::cluster::ClusterClient, redis::cluster::ClusterClient)>),
-}
-
-/// A connection to either.
-#[derive(Clone)]
-enum Conn {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-        }
-    }
-}
-
-impl Connector {
-    fn new(config: &RevocationConfig) -> RedisResult<Connector> {
-        if config.redis_cluster_urls.is_empty() {
-            return Ok(Connector::Single(Box::new(redis::Client::open(
-                config.redis_url.as_str(),
-            )?)));
-        }
-        let build = |timeout: Duration| {
-            redis::cluster::ClusterClient::builder(config.redis_cluster_urls.clone())
-                .connection_timeout(COMMAND_TIMEOUT)
-                .response_timeout(timeout)
-                .retries(2)
-                .build()
-        };
-        Ok(Connector::Cluster(Box::new((
-            build(COMMAND_TIMEOUT)?,
-            build(BLOCK + COMMAND_TIMEOUT)?,
-        ))))
-    }
-
-    /// A connection for commands, or (`blocking`) one for `XREAD BLOCK` whose
-    /// response timeout outlasts the block.
-    async fn connect(&self, blocking: bool) -> RedisResult<Conn> {
-        let timeout = if blocking {
-            BLOCK + COMMAND_TIMEOUT
-        } else {
-            COMMAND_TIMEOUT
-        };
-        match self {
-            Connector::Single(client) => {
-                let config = redis::AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(COMMAND_TIMEOUT))
-                    .set_response_timeout(Some(timeout));
-                Ok(Conn::Single(
-                    client
-                        .get_multiplexed_async_connection_with_config(&config)
-                        .await?,
-                ))
-            }
-            Connector::Cluster(clients) => {
-                let client = if blocking { &clients.1 } else { &clients.0 };
-                Ok(Conn::Cluster(client.get_async_connection().await?))
-            }
-        }
-    }
 }
 
 /// Stores an entry and its feed record atomically; keeps the longer expiry and the
@@ -324,150 +225,6 @@ impl RedisStore {
             cursor = next;
         }
     }
-
-    /// The id of the feed's newest record ("0-0" when empty).
-    async fn feed_last_id(&self, conn: &mut Conn) -> RedisResult<String> {
-        let newest: redis::streams::StreamRangeReply =
-            conn.xrevrange_count(&self.feed_key, "+", "-", 1).await?;
-        Ok(newest
-            .ids
-            .first()
-            .map_or_else(|| "0-0".to_owned(), |r| r.id.clone()))
-    }
-
-    /// Whether resuming after `last_id` can miss nothing: the feed still reaches back to it.
-    async fn can_resume(&self, conn: &mut Conn, last_id: &str) -> RedisResult<bool> {
-        let oldest: redis::streams::StreamRangeReply =
-            conn.xrange_count(&self.feed_key, "-", "+", 1).await?;
-        Ok(match oldest.ids.first() {
-            None => last_id == "0-0",
-            Some(first) => stream_id(&first.id) <= stream_id(last_id),
-        })
-    }
-
-    /// Full resync: remember where the feed is, load everything, swap it in.
-    async fn resync(&self, conn: &mut Conn) -> RedisResult<String> {
-        let last_id = self.feed_last_id(conn).await?;
-        let entries = self.load_all(conn).await?;
-        let now = now_ms() / 1000;
-        self.copy
-            .replace_all(entries.iter().filter(|e| e.expires_at > now));
-        self.loaded.store(true, Ordering::Release);
-        self.resyncs.increment(1);
-        self.resync_count.fetch_add(1, Ordering::AcqRel);
-        tracing::info!(entries = entries.len(), feed = %last_id, "revocation copy loaded from Redis");
-        Ok(last_id)
-    }
-
-    fn apply_record(&self, fields: &HashMap<String, Value>) {
-        let text = |name: &str| {
-            fields
-                .get(name)
-                .and_then(|v| redis::from_redis_value::<String>(v.clone()).ok())
-        };
-        let (Some(op), Some(json)) = (text("op"), text("entry")) else {
-            tracing::warn!("malformed revocation feed record; skipped");
-            return;
-        };
-        let Ok(entry) = serde_json::from_str::<Entry>(&json) else {
-            tracing::warn!("unreadable entry in the revocation feed; skipped");
-            return;
-        };
-        match op.as_str() {
-            "put" => self.copy.apply(&entry),
-            "lift" => self.copy.remove(&entry),
-            other => tracing::warn!(op = other, "unknown revocation feed op; skipped"),
-        }
-        if let Some(ts) = text("ts").and_then(|t| t.parse::<u64>().ok()) {
-            self.lag.record(now_ms().saturating_sub(ts) as f64 / 1000.0);
-        }
-    }
-
-    /// Follows the feed until `shutdown`: load, then tail; reconnect with backoff;
-    /// resume from the last applied record, or resync when the feed has moved on.
-    pub async fn run_feed(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut last_id: Option<String> = None;
-        let mut backoff = RECONNECT_FIRST;
-        loop {
-            if shutdown.is_cancelled() {
-                return;
-            }
-            let outcome = tokio::select! {
-                r = self.follow(&mut last_id) => r,
-                _ = shutdown.cancelled() => return,
-            };
-            if let Err(e) = outcome {
-                if self.in_sync.swap(false, Ordering::AcqRel) {
-                    tracing::warn!(error = %e, "revocation feed lost; serving from the local copy");
-                    // It was connected and caught up: start over quickly.
-                    backoff = RECONNECT_FIRST;
-                }
-                let _ = self.failed(e);
-            }
-            tokio::select! {
-                _ = tokio::time::sleep(backoff) => {}
-                _ = shutdown.cancelled() => return,
-            }
-            backoff = (backoff * 2).min(RECONNECT_MAX);
-        }
-    }
-
-    /// One connected session of the follower; returns on a Redis error.
-    async fn follow(&self, last_id: &mut Option<String>) -> RedisResult<()> {
-        let mut conn = self.connector.connect(true).await?;
-        let mut cursor = match last_id.take() {
-            Some(id) if self.can_resume(&mut conn, &id).await? => {
-                tracing::info!(from = %id, "revocation feed resumed");
-                id
-            }
-            Some(_) => {
-                tracing::warn!("revocation feed moved past this replica's position; full resync");
-                self.resync(&mut conn).await?
-            }
-            None => self.resync(&mut conn).await?,
-        };
-        *last_id = Some(cursor.clone());
-        // Catch up without waiting (what is in the feed now), then mark the
-        // copy in sync, then block for news: a replica reconnecting to a
-        // quiet feed is in sync at once, not after a blocking read's timeout.
-        let mut catching_up = true;
-        loop {
-            let mut options = redis::streams::StreamReadOptions::default().count(FEED_BATCH);
-            if !catching_up {
-                options = options.block(BLOCK.as_millis() as usize);
-            }
-            let reply: Option<redis::streams::StreamReadReply> = conn
-                .xread_options(&[&self.feed_key], &[&cursor], &options)
-                .await?;
-            let mut read = 0;
-            for key in reply.map(|r| r.keys).unwrap_or_default() {
-                for record in key.ids {
-                    self.apply_record(&record.map);
-                    cursor = record.id;
-                    *last_id = Some(cursor.clone());
-                    read += 1;
-                }
-            }
-            if catching_up && read == FEED_BATCH {
-                continue;
-            }
-            catching_up = false;
-            // The read answered and its records are applied: everything up to now is here.
-            self.last_sync_ms.store(now_ms(), Ordering::Release);
-            if !self.in_sync.swap(true, Ordering::AcqRel) {
-                tracing::info!("revocation feed in sync");
-                if let Ok(mut last) = self.last_error.lock() {
-                    *last = None;
-                }
-            }
-        }
-    }
-}
-
-/// Orders stream ids ("ms-seq") numerically.
-fn stream_id(id: &str) -> (u64, u64) {
-    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
-    (ms.parse().unwrap_or(0), seq.parse().unwrap_or(0))
 }
 
 impl Store for RedisStore {

@@ -15,7 +15,8 @@ use crate::api::state::{AppState, Shared};
 use crate::clock::Clock;
 use crate::config::{Backend, Config, OnStale};
 use crate::listen::{Connections, Limits};
-use crate::metrics::{self, Metrics};
+use crate::metrics;
+use crate::reload::{self, FirstKeys, Reloader};
 use crate::revocation::redis::RedisStore;
 use crate::revocation::{LocalCopy, Revocations};
 use crate::runtime::{Built, Runtime};
@@ -48,14 +49,6 @@ pub async fn start_with(
     extra_routes: axum::Router,
 ) -> anyhow::Result<App> {
     let prometheus = metrics::install();
-    // Issuers, then SSF transmitters (whose key sets refresh like issuers').
-    let names: Vec<String> = config
-        .issuers
-        .iter()
-        .map(|i| i.name.clone())
-        .chain(config.ssf_transmitters.iter().map(|t| t.name.clone()))
-        .collect();
-    let metrics = Arc::new(Metrics::new(&names));
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     let r = &config.revocation;
@@ -77,14 +70,11 @@ pub async fn start_with(
         0 => 2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
         n => n,
     };
-    let Built {
-        runtime,
-        new_issuers,
-    } = Runtime::build(config, None, &metrics, &revocations)?;
+    let Built { runtime, fresh } = Runtime::build(config, None, &revocations)?;
     let state: AppState = Arc::new(Shared {
+        metrics: runtime.metrics.clone(),
         runtime: ArcSwap::from_pointee(runtime),
         revocations: revocations.clone(),
-        metrics,
         prometheus,
         clock,
         max_body: max_token_bytes * 3 + 4096,
@@ -93,26 +83,11 @@ pub async fn start_with(
         max_concurrent_batches,
     });
 
-    for issuer in new_issuers {
-        // Keys in config or on disk are there before the first request (a
-        // token minted the moment dev mode prints its walkthrough must not
-        // find its issuer still without keys); fetched ones come with readiness.
-        if issuer.is_local() {
-            let _ = issuer.refresh_now().await;
-        }
-        tasks.spawn(issuer.run_refresher(shutdown.child_token()));
-    }
-    for transmitter in &state.runtime().transmitters {
-        if !transmitter.config.poll_endpoint.is_empty() {
-            tasks.spawn(crate::events::poll::run(
-                transmitter.clone(),
-                revocations.clone(),
-                state.clock.clone(),
-                max_token_bytes,
-                shutdown.child_token(),
-            ));
-        }
-    }
+    // Keys in config or on disk are there before the first request (a token
+    // minted the moment dev mode prints its walkthrough must not find its
+    // issuer still without keys); fetched ones come with readiness.
+    reload::start_background(&fresh, &state, &shutdown, FirstKeys::Local).await;
+    reload::loaded_now();
     tasks.spawn(revocations.run_upkeep(
         state.clock.clone(),
         Duration::from_secs(30),
@@ -222,6 +197,21 @@ pub async fn start_with(
 }
 
 impl App {
+    /// Reloads `path` into this tokend on SIGHUP and, with `watch_file`,
+    /// when its content changes (`serve --watch-config`).
+    pub fn watch_config(&mut self, path: std::path::PathBuf, watch_file: bool) {
+        self.tasks.spawn(reload::watch(
+            Arc::new(self.reloader(path)),
+            watch_file,
+            self.shutdown.child_token(),
+        ));
+    }
+
+    /// A reloader of `path` into this tokend (what SIGHUP runs).
+    pub fn reloader(&self, path: std::path::PathBuf) -> Reloader {
+        Reloader::new(path, self.state.clone(), self.shutdown.clone())
+    }
+
     /// Stops accepting, lets in-flight requests finish within the grace period,
     /// stops background tasks. Returns whether everything drained in time.
     pub async fn shutdown(mut self) -> bool {

@@ -182,6 +182,32 @@ impl<T: Clone> TokenCache<T> {
         self.metrics.size.set(n as f64);
     }
 
+    /// Copies `older`'s entries that `keep` accepts and that are live at
+    /// `now`, up to this cache's bound. A reload builds its snapshot's cache
+    /// this way: entries of unchanged issuers carry over; what the previous
+    /// snapshot's last requests add afterwards stays behind (a later miss,
+    /// never a verdict judged under the old configuration).
+    pub fn carry_over(&self, older: &TokenCache<T>, now: u64, keep: impl Fn(&T) -> bool) {
+        for entry in older.map.iter() {
+            let cached = entry.value();
+            if (now as f64) >= cached.expires_at || !keep(&cached.value) {
+                continue;
+            }
+            if self.count.load(Ordering::Relaxed) >= self.max_entries {
+                break;
+            }
+            let copy = Cached {
+                tail: cached.tail,
+                value: cached.value.clone(),
+                expires_at: cached.expires_at,
+            };
+            if self.map.insert(*entry.key(), copy).is_none() {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.metrics.size.set(self.len() as f64);
+    }
+
     pub fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
     }
@@ -236,5 +262,27 @@ mod tests {
             cache.get(&TokenDigest([42; 32]), 1600).is_some(),
             "room was made by pruning the expired entry"
         );
+    }
+
+    #[test]
+    fn a_carried_over_cache_keeps_only_live_accepted_entries_within_its_bound() {
+        let older = cache(10);
+        older.insert(TokenDigest([1; 32]), value("keep"), 3000.0, 1000);
+        older.insert(TokenDigest([2; 32]), value("drop"), 3000.0, 1000);
+        older.insert(TokenDigest([3; 32]), value("keep"), 1500.0, 1000);
+        older.insert(TokenDigest([4; 32]), value("keep"), 3000.0, 1000);
+        let newer = cache(1);
+        newer.carry_over(&older, 2000, |v| v == "keep");
+        assert_eq!(newer.len(), 1, "bounded by the new cache's max_entries");
+        let wider = cache(10);
+        wider.carry_over(&older, 2000, |v| v == "keep");
+        assert_eq!(wider.len(), 2);
+        assert!(wider.get(&TokenDigest([1; 32]), 2000).is_some());
+        assert!(
+            wider.get(&TokenDigest([2; 32]), 2000).is_none(),
+            "refused by keep"
+        );
+        assert!(wider.get(&TokenDigest([3; 32]), 2000).is_none(), "expired");
+        assert!(wider.get(&TokenDigest([4; 32]), 2000).is_some());
     }
 }

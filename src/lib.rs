@@ -38,7 +38,8 @@
 //! - [`headers`] and [`clock`]: names and the injectable now, below every
 //!   layer that uses them.
 //! - [`app`]: builds the shared state, starts listeners and background tasks,
-//!   shuts down gracefully.
+//!   shuts down gracefully; [`reload`]: SIGHUP and `--watch-config` build the
+//!   next snapshot beside the running one and swap it in.
 //! - [`dev`]: `serve --dev`, the self-contained development setup.
 //! - [`mint`]: signs tokens (tokend's own assertion key; tests, benches, the
 //!   load generator and dev mode).
@@ -63,6 +64,7 @@ pub mod keys;
 mod listen;
 pub mod metrics;
 pub mod mint;
+pub mod reload;
 pub mod request;
 pub mod revocation;
 mod runtime;

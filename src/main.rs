@@ -42,6 +42,9 @@ enum Command {
         /// Run with embedded defaults and a built-in development issuer.
         #[arg(long, conflicts_with = "config")]
         dev: bool,
+        /// Reload the configuration when the file's content changes (SIGHUP always reloads).
+        #[arg(long, requires = "config")]
+        watch_config: bool,
     },
     /// Validate a configuration file; print every error with its key path.
     CheckConfig { file: PathBuf },
@@ -185,10 +188,14 @@ async fn run(command: Command) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Serve { config, dev } => {
-            let config = match (config, dev) {
+        Command::Serve {
+            config,
+            dev,
+            watch_config,
+        } => {
+            let (config, path) = match (config, dev) {
                 (Some(path), _) => match Config::load(&path) {
-                    Ok(c) => c,
+                    Ok(c) => (c, path),
                     Err(errors) => {
                         for e in &errors.0 {
                             eprintln!("{e}");
@@ -209,7 +216,8 @@ async fn run(command: Command) -> ExitCode {
                 );
             }
             match tokend::app::start(config, tokend::clock::system_clock()).await {
-                Ok(app) => {
+                Ok(mut app) => {
+                    app.watch_config(path, watch_config);
                     app.run_until(tokend::app::shutdown_signal()).await;
                     ExitCode::SUCCESS
                 }

@@ -38,6 +38,8 @@ pub const UPSTREAM_REVOCATIONS: &str = "tokend_upstream_revocations_total";
 pub const UPSTREAM_CACHE_HITS: &str = "tokend_upstream_cache_hits_total";
 pub const UPSTREAM_CACHE_MISSES: &str = "tokend_upstream_cache_misses_total";
 pub const UPSTREAM_CACHE_ENTRIES: &str = "tokend_upstream_cache_entries";
+pub const CONFIG_RELOADS: &str = "tokend_config_reloads_total";
+pub const CONFIG_LAST_RELOAD: &str = "tokend_config_last_reload_success_timestamp_seconds";
 
 /// Buckets from 5 µs to 1 s: verification is microseconds, a refresh-wait is up to 500 ms.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -183,6 +185,14 @@ fn describe() {
     describe_gauge!(
         UPSTREAM_CACHE_ENTRIES,
         "Answers (active and inactive) in the introspection cache."
+    );
+    describe_counter!(
+        CONFIG_RELOADS,
+        "Configuration reloads (SIGHUP or a watched file's change), by result (ok, error)."
+    );
+    describe_gauge!(
+        CONFIG_LAST_RELOAD,
+        "Unix time the running configuration was loaded (at start, then each successful reload)."
     );
 }
 

@@ -19,6 +19,8 @@ use crate::verify::Verifier;
 
 pub struct Runtime {
     pub config: Config,
+    /// The handles labelled by issuer (their slots follow `issuers`).
+    pub metrics: Arc<Metrics>,
     pub issuers: Vec<Arc<IssuerKeys>>,
     pub clients: Clients,
     pub verifier: Arc<Verifier>,
@@ -28,10 +30,19 @@ pub struct Runtime {
     pub transmitters: Vec<Arc<Transmitter>>,
 }
 
-/// A snapshot, and the issuers new in it (whose refreshers must be started).
+/// A snapshot, and what is new in it.
 pub struct Built {
     pub runtime: Runtime,
-    pub new_issuers: Vec<Arc<IssuerKeys>>,
+    pub fresh: Fresh,
+}
+
+/// What a snapshot does not share with the one before: issuers (and
+/// transmitter key sets) whose refreshers must be started, transmitters
+/// whose pollers must be.
+#[derive(Default)]
+pub struct Fresh {
+    pub issuers: Vec<Arc<IssuerKeys>>,
+    pub transmitters: Vec<Arc<Transmitter>>,
 }
 
 /// Why a snapshot could not be built.
@@ -51,9 +62,15 @@ impl Runtime {
     pub fn build(
         config: Config,
         previous: Option<&Runtime>,
-        metrics: &Arc<Metrics>,
         revocations: &Arc<Revocations>,
     ) -> Result<Built, BuildError> {
+        // Issuers, then SSF transmitters (whose key sets refresh like issuers').
+        let names = metric_names(&config);
+        let metrics = match previous {
+            Some(p) if metric_names(&p.config) == names => p.metrics.clone(),
+            _ => Arc::new(Metrics::new(&names)),
+        };
+        let metrics = &metrics;
         let mut issuers = Vec::with_capacity(config.issuers.len());
         let mut new_issuers = Vec::new();
         for (index, issuer) in config.issuers.iter().enumerate() {
@@ -87,8 +104,11 @@ impl Runtime {
             .map_err(|e| BuildError::Introspection(e.to_string()))?
             .with_decryption()
             .map_err(BuildError::Decryption)?;
-        let transmitters =
-            build_transmitters(&config, previous, &issuers, metrics, &mut new_issuers)?;
+        let mut fresh = Fresh {
+            issuers: new_issuers,
+            transmitters: Vec::new(),
+        };
+        let transmitters = build_transmitters(&config, previous, &issuers, metrics, &mut fresh)?;
         let clients = Clients::new(&config.clients);
         let policy = Policy::new(&config, |name| {
             issuers.iter().find(|i| i.config.name == name).map(|i| i.id)
@@ -98,6 +118,7 @@ impl Runtime {
         Ok(Built {
             runtime: Runtime {
                 config,
+                metrics: metrics.clone(),
                 issuers,
                 clients,
                 verifier: Arc::new(verifier),
@@ -105,8 +126,29 @@ impl Runtime {
                 assertions,
                 transmitters,
             },
-            new_issuers,
+            fresh,
         })
+    }
+
+    /// Stops the background work of what `next` no longer has: refreshers of
+    /// dropped or changed issuers and transmitter key sets, pollers of
+    /// dropped or changed transmitters.
+    pub fn retire_absent_from(&self, next: &Runtime) {
+        let key_sets = |r: &Runtime| -> Vec<Arc<IssuerKeys>> {
+            let transmitter_keys = r.transmitters.iter().map(|t| t.keys.clone());
+            r.issuers.iter().cloned().chain(transmitter_keys).collect()
+        };
+        let kept = key_sets(next);
+        for keys in key_sets(self) {
+            if !kept.iter().any(|k| Arc::ptr_eq(k, &keys)) {
+                keys.retired.cancel();
+            }
+        }
+        for t in &self.transmitters {
+            if !next.transmitters.iter().any(|n| Arc::ptr_eq(n, t)) {
+                t.retired.cancel();
+            }
+        }
     }
 
     /// The transmitter whose push `Authorization` header is this one
@@ -129,46 +171,73 @@ impl Runtime {
     }
 }
 
+/// The metric label of every key set: issuers, then SSF transmitters.
+fn metric_names(config: &Config) -> Vec<String> {
+    let issuers = config.issuers.iter().map(|i| i.name.clone());
+    issuers
+        .chain(config.ssf_transmitters.iter().map(|t| t.name.clone()))
+        .collect()
+}
+
 /// The transmitters, their key sets numbered after the issuers' (so their
-/// refreshes have metric slots of their own); an unchanged transmitter keeps
-/// its key set across a rebuild.
+/// refreshes have metric slots of their own). Across a rebuild an unchanged
+/// key set is kept, and an unchanged transmitter (its configuration, key set
+/// and issuers) is kept whole, poller and all; what is new goes in `fresh`.
 fn build_transmitters(
     config: &Config,
     previous: Option<&Runtime>,
     issuers: &[Arc<IssuerKeys>],
     metrics: &Arc<Metrics>,
-    new_issuers: &mut Vec<Arc<IssuerKeys>>,
+    fresh: &mut Fresh,
 ) -> Result<Vec<Arc<Transmitter>>, BuildError> {
     let mut transmitters = Vec::with_capacity(config.ssf_transmitters.len());
     for (index, t) in config.ssf_transmitters.iter().enumerate() {
         let Some(key_config) = t.keys.as_deref() else {
             continue;
         };
-        let unchanged = previous
-            .and_then(|p| p.transmitters.get(index))
-            .filter(|running| running.keys.config == *key_config)
+        let id = IssuerId(issuers.len() + index);
+        let running = previous.and_then(|p| p.transmitters.get(index));
+        let unchanged = running
+            .filter(|running| running.keys.config == *key_config && running.keys.id == id)
             .map(|running| running.keys.clone());
         let keys = match unchanged {
             Some(keys) => keys,
             None => {
-                let id = IssuerId(issuers.len() + index);
                 let keys = IssuerKeys::new(id, key_config.clone(), metrics.clone())
                     .map_err(|e| BuildError::Issuer(t.name.clone(), e))?;
                 let keys = Arc::new(keys);
-                new_issuers.push(keys.clone());
+                fresh.issuers.push(keys.clone());
                 keys
             }
         };
-        let applies_to = issuers
+        let applies_to: Vec<Arc<IssuerKeys>> = issuers
             .iter()
             .filter(|i| t.applies_to.contains(&i.config.name))
             .cloned()
             .collect();
-        transmitters.push(Arc::new(Transmitter {
-            config: t.clone(),
-            keys,
-            applies_to,
-        }));
+        let same = |running: &&Arc<Transmitter>| {
+            running.config == *t
+                && Arc::ptr_eq(&running.keys, &keys)
+                && running.applies_to.len() == applies_to.len()
+                && running
+                    .applies_to
+                    .iter()
+                    .zip(&applies_to)
+                    .all(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        match running.filter(same) {
+            Some(running) => transmitters.push(running.clone()),
+            None => {
+                let transmitter = Arc::new(Transmitter {
+                    config: t.clone(),
+                    keys,
+                    applies_to,
+                    retired: Default::default(),
+                });
+                fresh.transmitters.push(transmitter.clone());
+                transmitters.push(transmitter);
+            }
+        }
     }
     Ok(transmitters)
 }
@@ -189,14 +258,12 @@ mod tests {
     /// (their key sets and refreshers) and builds only the others.
     #[test]
     fn a_rebuilt_snapshot_keeps_unchanged_issuers() {
-        let metrics = Arc::new(Metrics::new(&["a".into(), "b".into()]));
         let revocations = Arc::new(Revocations::memory(60));
-        let first = Runtime::build(config(30), None, &metrics, &revocations).unwrap();
-        assert_eq!(first.new_issuers.len(), 2);
-        let same =
-            Runtime::build(config(30), Some(&first.runtime), &metrics, &revocations).unwrap();
-        assert!(same.new_issuers.is_empty());
-        let next = Runtime::build(config(5), Some(&first.runtime), &metrics, &revocations).unwrap();
+        let first = Runtime::build(config(30), None, &revocations).unwrap();
+        assert_eq!(first.fresh.issuers.len(), 2);
+        let same = Runtime::build(config(30), Some(&first.runtime), &revocations).unwrap();
+        assert!(same.fresh.issuers.is_empty());
+        let next = Runtime::build(config(5), Some(&first.runtime), &revocations).unwrap();
         assert!(Arc::ptr_eq(
             &next.runtime.issuers[0],
             &first.runtime.issuers[0]
@@ -205,7 +272,11 @@ mod tests {
             &next.runtime.issuers[1],
             &first.runtime.issuers[1]
         ));
-        assert_eq!(next.new_issuers.len(), 1);
+        assert_eq!(next.fresh.issuers.len(), 1);
         assert_eq!(next.runtime.issuers[1].config.leeway_seconds, 5);
+        // The changed issuer's refresher is told to stop; the kept one's is not.
+        first.runtime.retire_absent_from(&next.runtime);
+        assert!(first.runtime.issuers[1].retired.is_cancelled());
+        assert!(!first.runtime.issuers[0].retired.is_cancelled());
     }
 }

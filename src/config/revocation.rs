@@ -25,7 +25,7 @@ pub enum OnStale {
     FailClosed,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RevocationConfig {
     pub backend: Backend,

@@ -68,6 +68,7 @@ pub async fn run(
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(100)) => continue,
                 _ = shutdown.cancelled() => break,
+                _ = transmitter.retired.cancelled() => break,
             }
         }
         let wait = match poll_once(
@@ -94,6 +95,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => break,
+            _ = transmitter.retired.cancelled() => break,
         }
     }
     if !replies.ack.is_empty() || !replies.errors.is_empty() {

@@ -28,6 +28,8 @@ pub struct Transmitter {
     pub config: TransmitterConfig,
     pub keys: Arc<IssuerKeys>,
     pub applies_to: Vec<Arc<IssuerKeys>>,
+    /// Cancelled when a reload drops or changes this transmitter: its poller stops.
+    pub retired: tokio_util::sync::CancellationToken,
 }
 
 /// What an event asks for.

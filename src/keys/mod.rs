@@ -73,6 +73,8 @@ pub struct IssuerKeys {
     epoch: Instant,
     source: Box<dyn KeySource>,
     metrics: Arc<Metrics>,
+    /// Cancelled when a reload drops this issuer: its refresher stops.
+    pub retired: tokio_util::sync::CancellationToken,
 }
 
 impl IssuerKeys {
@@ -94,6 +96,7 @@ impl IssuerKeys {
             epoch: Instant::now(),
             source,
             metrics,
+            retired: Default::default(),
         })
     }
 
@@ -223,6 +226,7 @@ impl IssuerKeys {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.wake.notified() => {}
                 _ = shutdown.cancelled() => return,
+                _ = self.retired.cancelled() => return,
             }
         }
     }

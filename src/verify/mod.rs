@@ -104,6 +104,23 @@ impl Verifier {
         Ok(self)
     }
 
+    /// Takes over `previous`'s cached verdicts (verified tokens and
+    /// introspection answers) for the issuers both share unchanged — the same
+    /// [`IssuerKeys`] at the same place; any other verdict was judged under
+    /// a configuration that is gone.
+    pub fn carry_over(&self, previous: &Verifier, now: u64) {
+        let unchanged = |id: IssuerId| match (self.issuers.get(id.0), previous.issuers.get(id.0)) {
+            (Some(new), Some(old)) => Arc::ptr_eq(new, old),
+            _ => false,
+        };
+        if let (Some(cache), Some(older)) = (&self.cache, &previous.cache) {
+            cache.carry_over(older, now, |verified| unchanged(verified.issuer));
+        }
+        if let (Some(opaque), Some(older)) = (&self.opaque, &previous.opaque) {
+            opaque.carry_over(older, now, |verified| unchanged(verified.issuer));
+        }
+    }
+
     /// The opaque-token stage, if any issuer introspects.
     pub fn opaque(&self) -> Option<&Opaque> {
         self.opaque.as_ref()

@@ -52,6 +52,14 @@ impl Opaque {
         }))
     }
 
+    /// Takes over `previous`'s active answers that `keep` accepts (a reload;
+    /// negative answers are not carried: they name no issuer).
+    pub fn carry_over(&self, previous: &Opaque, now: u64, keep: impl Fn(&Verified) -> bool) {
+        self.cache.carry_over(&previous.cache, now, |answer| {
+            answer.as_ref().is_ok_and(|v| keep(v))
+        });
+    }
+
     pub fn introspectors(&self) -> &[Introspector] {
         &self.introspectors
     }

@@ -21,6 +21,7 @@ mod opaque;
 mod ops;
 mod redis_store;
 mod redis_support;
+mod reload;
 mod revocation;
 mod ssf;
 mod tls;

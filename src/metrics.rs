@@ -40,6 +40,7 @@ pub const UPSTREAM_CACHE_MISSES: &str = "tokend_upstream_cache_misses_total";
 pub const UPSTREAM_CACHE_ENTRIES: &str = "tokend_upstream_cache_entries";
 pub const CONFIG_RELOADS: &str = "tokend_config_reloads_total";
 pub const CONFIG_LAST_RELOAD: &str = "tokend_config_last_reload_success_timestamp_seconds";
+pub const CONFIG_LAST_RELOAD_OK: &str = "tokend_config_last_reload_successful";
 
 /// Buckets from 5 µs to 1 s: verification is microseconds, a refresh-wait is up to 500 ms.
 pub const LATENCY_BUCKETS: &[f64] = &[
@@ -193,6 +194,10 @@ fn describe() {
     describe_gauge!(
         CONFIG_LAST_RELOAD,
         "Unix time the running configuration was loaded (at start, then each successful reload)."
+    );
+    describe_gauge!(
+        CONFIG_LAST_RELOAD_OK,
+        "1 when the last reload succeeded (or none was tried), 0 when the file was refused and an older configuration is running."
     );
 }
 

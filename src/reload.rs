@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::state::AppState;
 use crate::config::{Config, ConfigErrors};
 use crate::keys::IssuerKeys;
-use crate::metrics::{CONFIG_LAST_RELOAD, CONFIG_RELOADS};
+use crate::metrics::{CONFIG_LAST_RELOAD, CONFIG_LAST_RELOAD_OK, CONFIG_RELOADS};
 use crate::runtime::{BuildError, Built, Fresh, Runtime};
 
 /// How often `--watch-config` reads the file.
@@ -89,6 +89,7 @@ impl Reloader {
             }
             Err(e) => {
                 metrics::counter!(CONFIG_RELOADS, "result" => "error").increment(1);
+                metrics::gauge!(CONFIG_LAST_RELOAD_OK).set(0.0);
                 if let ReloadError::Invalid(errors) = e {
                     for error in &errors.0 {
                         tracing::error!(file = %self.path.display(), error = %error, "configuration error");
@@ -171,8 +172,9 @@ async fn first_load(issuer: &IssuerKeys) {
     }
 }
 
-/// Sets `tokend_config_last_reload_success_timestamp_seconds` to now.
+/// Records a configuration loaded now (at start or by a reload).
 pub fn loaded_now() {
+    metrics::gauge!(CONFIG_LAST_RELOAD_OK).set(1.0);
     let now = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap_or_default();

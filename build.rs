@@ -1,5 +1,7 @@
 //! Compiles `proto/` with protox (pure Rust: no system `protoc` needed) and
 //! generates tonic services; the encoded descriptors feed server reflection.
+//! Envoy's ext_authz protos (`proto/vendor/`) are compiled into descriptors
+//! only: their code comes from the `envoy-types` crate.
 
 use std::path::PathBuf;
 
@@ -10,6 +12,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(
         out.join("tokend_descriptor.bin"),
         protox::prost::Message::encode_to_vec(&descriptors),
+    )?;
+    let envoy = protox::compile(
+        ["envoy/service/auth/v3/external_auth.proto"],
+        ["proto/vendor"],
+    )?;
+    std::fs::write(
+        out.join("envoy_authz_descriptor.bin"),
+        protox::prost::Message::encode_to_vec(&envoy),
     )?;
     tonic_prost_build::configure()
         .build_client(true)

@@ -19,6 +19,18 @@ pub mod pb {
     tonic::include_proto!("tokend.v1");
     /// Encoded descriptors of tokend's protos, for server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("tokend_descriptor");
+    /// Envoy's `envoy.service.auth.v3.Authorization`, served on the same port.
+    pub const ENVOY_AUTHZ_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("envoy_authz_descriptor");
+}
+
+/// Server reflection over every service on the port: tokend's, health and
+/// Envoy's ext_authz.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(pb::ENVOY_AUTHZ_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
 }
 
 use pb::token_service_server::{TokenService, TokenServiceServer};
@@ -267,16 +279,12 @@ where
         reporter,
         shutdown.child_token(),
     ));
-    let reflection_v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let reflection_v1 = reflection()
         .build_v1()
-        .expect("tokend's own descriptors are valid");
-    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .expect("descriptors compiled in by build.rs are valid");
+    let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .expect("tokend's own descriptors are valid");
+        .expect("descriptors compiled in by build.rs are valid");
     tonic::transport::Server::builder()
         .http2_keepalive_interval(http2.keepalive_interval)
         .http2_keepalive_timeout(Some(http2.keepalive_timeout))

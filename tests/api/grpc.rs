@@ -309,6 +309,8 @@ async fn health_mirrors_readiness() {
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
 
+/// Every service on the port is listed, Envoy's ext_authz included, and its
+/// file comes back whole (what `grpcurl describe` needs).
 #[tokio::test]
 async fn reflection_lists_the_services() {
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
@@ -316,12 +318,18 @@ async fn reflection_lists_the_services() {
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
     let (_idp, app, _key) = setup().await;
     let mut client = ServerReflectionClient::new(channel(&app).await);
-    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+    let request = |message| tonic_reflection::pb::v1::ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(message),
     };
+    let requests = vec![
+        request(MessageRequest::ListServices(String::new())),
+        request(MessageRequest::FileContainingSymbol(
+            "envoy.service.auth.v3.Authorization".into(),
+        )),
+    ];
     let mut stream = client
-        .server_reflection_info(tokio_stream::iter(vec![request]))
+        .server_reflection_info(tokio_stream::iter(requests))
         .await
         .unwrap()
         .into_inner();
@@ -337,5 +345,45 @@ async fn reflection_lists_the_services() {
     assert!(
         names.contains(&"grpc.health.v1.Health".to_string()),
         "{names:?}"
+    );
+    assert!(
+        names.contains(&"envoy.service.auth.v3.Authorization".to_string()),
+        "{names:?}"
+    );
+    let file = |response: tonic_reflection::pb::v1::ServerReflectionResponse| {
+        let Some(MessageResponse::FileDescriptorResponse(files)) = response.message_response else {
+            panic!("expected a file: {response:?}")
+        };
+        <prost_types::FileDescriptorProto as prost::Message>::decode(
+            files.file_descriptor_proto[0].as_slice(),
+        )
+        .unwrap()
+    };
+    let authz = file(stream.message().await.unwrap().unwrap());
+    assert_eq!(authz.name(), "envoy/service/auth/v3/external_auth.proto");
+    assert!(authz.service.iter().any(|s| s.name() == "Authorization"));
+    // A client then asks for each import by name; every one is there.
+    let imports = authz.dependency.clone();
+    let requests = imports
+        .iter()
+        .map(|name| request(MessageRequest::FileByFilename(name.clone())))
+        .collect::<Vec<_>>();
+    let mut stream = client
+        .server_reflection_info(tokio_stream::iter(requests))
+        .await
+        .unwrap()
+        .into_inner();
+    for name in &imports {
+        assert_eq!(
+            &file(stream.message().await.unwrap().unwrap())
+                .name()
+                .to_owned(),
+            name
+        );
+    }
+    assert!(
+        imports
+            .iter()
+            .any(|i| i == "envoy/service/auth/v3/attribute_context.proto")
     );
 }

@@ -58,6 +58,9 @@ pub mod clock;
 pub mod config;
 pub mod dev;
 pub mod events;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
 mod headers;
 pub mod jwe;
 pub mod keys;

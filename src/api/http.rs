@@ -144,7 +144,9 @@ async fn read_form<const N: usize>(
 /// nothing to decode (no `%`, no `+`: a JWT never needs either) is split in
 /// place; only the others go through the general decoder, which showed up in
 /// a profile of `/introspect` at 6 % of tokend's CPU.
-fn form_pairs(body: &[u8]) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_> {
+pub(crate) fn form_pairs(
+    body: &[u8],
+) -> Box<dyn Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> + '_> {
     // `contains` on bytes is a memchr: two of those beat one byte-by-byte scan.
     let plain = !body.contains(&b'%') && !body.contains(&b'+');
     match std::str::from_utf8(body) {

@@ -1,0 +1,36 @@
+//! Encrypted tokens (RFC 7516): any five-segment text, and plaintexts of the
+//! fuzzer's choosing sealed correctly to the `jwe` issuer's key with every
+//! alg × enc, so the nested-JWS path and the header checks (zip, crit, cty)
+//! run past decryption.
+#![no_main]
+
+#[path = "common.rs"]
+mod common;
+
+use serde_json::json;
+
+const ALGS: [&str; 5] = [
+    "RSA-OAEP",
+    "RSA-OAEP-256",
+    "ECDH-ES",
+    "ECDH-ES+A128KW",
+    "ECDH-ES+A256KW",
+];
+const ENCS: [&str; 4] = ["A128GCM", "A256GCM", "A128CBC-HS256", "A256CBC-HS512"];
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let Some((selector, header, plaintext)) = common::parts(data) else {
+        return;
+    };
+    let h = common::harness();
+    if selector & 1 == 0 {
+        let _ = h.check(&format!("{header}{plaintext}"));
+        return;
+    }
+    let alg = ALGS[usize::from(selector >> 1) % ALGS.len()];
+    let enc = ENCS[usize::from(selector >> 4) % ENCS.len()];
+    let extra = serde_json::from_str(&header).unwrap_or(json!({}));
+    if let Ok(sealed) = tokend::jwe::seal::seal(&plaintext, &h.encryption_key, alg, enc, &extra) {
+        let _ = h.check(&sealed);
+    }
+});

@@ -1,0 +1,13 @@
+//! Any bytes as a JWKS, fetched and local, and as a decryption-key JWKS:
+//! key hygiene (kty/alg/use/key_ops, sizes, curves, duplicate kids) refuses
+//! what it must without panicking.
+#![no_main]
+
+use tokend::keys::jwk::Source;
+use tokend::keys::set::KeySet;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    let _ = KeySet::from_jwks(data, Source::Fetched);
+    let _ = KeySet::from_jwks(data, Source::Local);
+    let _ = tokend::jwe::keys::load_jwks(data);
+});

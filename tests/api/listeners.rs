@@ -16,7 +16,7 @@ use tokend::token::Algorithm;
 const ISS: &str = "https://idp.test";
 
 /// `n` connections to `addr`: every other one sends half a request head.
-async fn storm(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
+pub async fn storm(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
     let mut sockets = Vec::with_capacity(n);
     for i in 0..n {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -31,7 +31,7 @@ async fn storm(addr: SocketAddr, n: usize) -> Vec<TcpStream> {
 }
 
 /// Whether the server has closed `socket` (EOF or reset) within `limit`.
-async fn closed_by_server(socket: &mut TcpStream, limit: Duration) -> bool {
+pub async fn closed_by_server(socket: &mut TcpStream, limit: Duration) -> bool {
     let mut buf = [0u8; 512];
     let deadline = Instant::now() + limit;
     loop {
@@ -44,7 +44,7 @@ async fn closed_by_server(socket: &mut TcpStream, limit: Duration) -> bool {
     }
 }
 
-async fn timed_get(url: &str) -> (u16, Duration) {
+pub async fn timed_get(url: &str) -> (u16, Duration) {
     let started = Instant::now();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

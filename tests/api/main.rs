@@ -7,6 +7,7 @@ mod authz;
 mod binding;
 mod cache;
 mod cli;
+mod faults;
 mod gateways;
 mod grpc;
 mod hardening;

@@ -24,6 +24,7 @@ mod redis_store;
 mod redis_support;
 mod reload;
 mod revocation;
+mod soak;
 mod ssf;
 mod tls;
 mod wycheproof;

@@ -17,10 +17,10 @@ const ISS_A: &str = "https://a.test";
 const ISS_B: &str = "https://b.test";
 
 /// A config file in a folder of its own, rewritten by the test.
-struct ConfigFile(PathBuf);
+pub struct ConfigFile(pub PathBuf);
 
 impl ConfigFile {
-    fn new(text: &str) -> ConfigFile {
+    pub fn new(text: &str) -> ConfigFile {
         let dir = std::env::temp_dir().join(format!("tokend-reload-{}", rand::random::<u64>()));
         std::fs::create_dir_all(&dir).unwrap();
         let file = ConfigFile(dir.join("tokend.toml"));
@@ -29,7 +29,7 @@ impl ConfigFile {
     }
 
     /// Replaces the file whole (a rename, as editors and ConfigMaps do).
-    fn write(&self, text: &str) {
+    pub fn write(&self, text: &str) {
         let next = self.0.with_extension("next");
         std::fs::write(&next, text).unwrap();
         std::fs::rename(&next, &self.0).unwrap();
@@ -302,14 +302,14 @@ async fn a_listener_change_waits_for_a_restart() {
 
 /// The binary, serving `file` (with `--watch-config` when asked), its log
 /// in a file beside the config.
-struct Served {
-    child: std::process::Child,
-    base: String,
+pub struct Served {
+    pub child: std::process::Child,
+    pub base: String,
     log: PathBuf,
 }
 
 impl Served {
-    async fn start(file: &ConfigFile, port: u16, watch: bool) -> Served {
+    pub async fn start(file: &ConfigFile, port: u16, watch: bool) -> Served {
         let log = file.0.with_extension(format!("{port}.log"));
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_tokend"));
         command.args(["serve", "--config"]).arg(&file.0);
@@ -372,7 +372,7 @@ impl Served {
     }
 
     /// Stops it (SIGTERM) and returns its log.
-    fn stop(mut self) -> String {
+    pub fn stop(mut self) -> String {
         self.signal("TERM");
         let _ = self.child.wait();
         std::fs::read_to_string(&self.log).unwrap()

@@ -279,4 +279,42 @@ mod tests {
         assert!(first.runtime.issuers[1].retired.is_cancelled());
         assert!(!first.runtime.issuers[0].retired.is_cancelled());
     }
+
+    fn with_transmitter(audience: &str) -> Config {
+        let text = format!(
+            "[[issuers]]\nname = \"a\"\nissuer = \"https://a\"\njwks_uri = \"https://a/k\"\n\
+             [[ssf_transmitters]]\nname = \"t\"\nissuer = \"https://t\"\njwks_uri = \"https://t/k\"\n\
+             audience = \"{audience}\"\nauthorization = \"Bearer 0123456789abcdef\"\napplies_to = [\"a\"]\n"
+        );
+        Config::from_toml(&text, Vec::new()).unwrap()
+    }
+
+    /// An unchanged transmitter is kept whole (its poller goes on); a
+    /// changed one is new, and the old one is told to stop.
+    #[test]
+    fn a_rebuilt_snapshot_keeps_an_unchanged_transmitter_and_retires_a_changed_one() {
+        let revocations = Arc::new(Revocations::memory(60));
+        let first = Runtime::build(with_transmitter("x"), None, &revocations).unwrap();
+        assert_eq!(first.fresh.transmitters.len(), 1);
+        let same =
+            Runtime::build(with_transmitter("x"), Some(&first.runtime), &revocations).unwrap();
+        assert!(same.fresh.transmitters.is_empty() && same.fresh.issuers.is_empty());
+        assert!(Arc::ptr_eq(
+            &same.runtime.transmitters[0],
+            &first.runtime.transmitters[0]
+        ));
+        let next =
+            Runtime::build(with_transmitter("y"), Some(&first.runtime), &revocations).unwrap();
+        assert_eq!(next.fresh.transmitters.len(), 1);
+        assert!(
+            Arc::ptr_eq(
+                &next.runtime.transmitters[0].keys,
+                &first.runtime.transmitters[0].keys
+            ),
+            "its key set is unchanged and kept"
+        );
+        first.runtime.retire_absent_from(&next.runtime);
+        assert!(first.runtime.transmitters[0].retired.is_cancelled());
+        assert!(!first.runtime.transmitters[0].keys.retired.is_cancelled());
+    }
 }

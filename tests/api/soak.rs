@@ -71,13 +71,13 @@ async fn soak_memory_and_open_files_stay_flat() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 // A new client (new connections) every 500 requests.
-                if n % 500 == 0 {
+                if n.is_multiple_of(500) {
                     http = reqwest::Client::new();
                 }
                 let fresh = key.sign(Algorithm::ES256, &claims(ISS));
                 let (token, revoke) = match worker {
-                    0 if n % 25 == 0 => (fresh, true),
-                    0 | 1 | 2 => (fresh, false),
+                    0 if n.is_multiple_of(25) => (fresh, true),
+                    0..=2 => (fresh, false),
                     _ => (cached.clone(), false),
                 };
                 let ok = if revoke {

@@ -72,6 +72,7 @@ pub mod request;
 pub mod revocation;
 mod runtime;
 pub mod serve;
+mod signals;
 pub mod tls;
 pub mod token;
 pub mod upstream;

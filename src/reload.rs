@@ -243,20 +243,8 @@ fn changes(running: &Runtime, next: &Runtime, fresh: &Fresh) -> Reloaded {
 pub async fn watch(reloader: Arc<Reloader>, watch_file: bool, shutdown: CancellationToken) {
     let read = || std::fs::read(&reloader.path).ok();
     let mut seen = read();
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangups = crate::signals::Hangups::new();
     loop {
-        #[cfg(unix)]
-        let hangup = async {
-            match hup.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hangup = std::future::pending::<()>();
         let poll = async {
             if watch_file {
                 tokio::time::sleep(WATCH_INTERVAL).await
@@ -272,7 +260,7 @@ pub async fn watch(reloader: Arc<Reloader>, watch_file: bool, shutdown: Cancella
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 "config file changed"
             }
-            _ = hangup => "SIGHUP",
+            _ = hangups.next() => "SIGHUP",
             _ = shutdown.cancelled() => return,
         };
         seen = read();

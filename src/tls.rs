@@ -147,20 +147,8 @@ fn modified(files: &[PathBuf]) -> Vec<Option<SystemTime>> {
 pub async fn watch(listeners: Vec<Arc<ReloadingTls>>, poll: Duration, shutdown: CancellationToken) {
     let files: Vec<PathBuf> = listeners.iter().flat_map(|l| l.files()).collect();
     let mut seen = modified(&files);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut hangups = crate::signals::Hangups::new();
     loop {
-        #[cfg(unix)]
-        let hangup = async {
-            match hup.as_mut() {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let hangup = std::future::pending::<()>();
         let reason = tokio::select! {
             _ = tokio::time::sleep(poll) => {
                 let now = modified(&files);
@@ -169,7 +157,7 @@ pub async fn watch(listeners: Vec<Arc<ReloadingTls>>, poll: Duration, shutdown: 
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 "certificate files changed"
             }
-            _ = hangup => "SIGHUP",
+            _ = hangups.next() => "SIGHUP",
             _ = shutdown.cancelled() => return,
         };
         seen = modified(&files);

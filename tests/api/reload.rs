@@ -67,6 +67,19 @@ fn config_text(http_addr: &str, a: &Idp, b: Option<&Idp>, legacy: bool, scope: &
     text
 }
 
+/// Issuers a and b: their keys and IdPs.
+async fn two_idps() -> (Signer, Signer, Idp, Idp) {
+    let (key_a, key_b) = (
+        signer(Algorithm::ES256, "a1"),
+        signer(Algorithm::ES256, "b1"),
+    );
+    let (idp_a, idp_b) = (
+        Idp::start(jwks(&[&key_a])).await,
+        Idp::start(jwks(&[&key_b])).await,
+    );
+    (key_a, key_b, idp_a, idp_b)
+}
+
 fn token(key: &Signer, iss: &str) -> String {
     key.sign(
         Algorithm::ES256,
@@ -101,14 +114,7 @@ async fn introspect_status(app: &TestApp, client: (&str, &str), token: &str) -> 
 /// and every change is in force the moment `reload` returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reloads_under_load_change_issuers_clients_and_routes_without_one_failed_request() {
-    let (key_a, key_b) = (
-        signer(Algorithm::ES256, "a1"),
-        signer(Algorithm::ES256, "b1"),
-    );
-    let (idp_a, idp_b) = (
-        Idp::start(jwks(&[&key_a])).await,
-        Idp::start(jwks(&[&key_b])).await,
-    );
+    let (key_a, key_b, idp_a, idp_b) = two_idps().await;
     let text =
         |b: Option<&Idp>, legacy, scope| config_text("127.0.0.1:0", &idp_a, b, legacy, scope);
     let file = ConfigFile::new(&text(None, true, "read"));
@@ -238,14 +244,7 @@ async fn reloads_under_load_change_issuers_clients_and_routes_without_one_failed
 /// changed issuer's new settings apply.
 #[tokio::test]
 async fn a_removed_issuer_stops_refreshing_and_a_changed_one_applies_its_settings() {
-    let (key_a, key_b) = (
-        signer(Algorithm::ES256, "a1"),
-        signer(Algorithm::ES256, "b1"),
-    );
-    let (idp_a, idp_b) = (
-        Idp::start(jwks(&[&key_a])).await,
-        Idp::start(jwks(&[&key_b])).await,
-    );
+    let (key_a, _, idp_a, idp_b) = two_idps().await;
     let fast = "refresh_seconds = 1\nmin_refresh_seconds = 1\n";
     let issuers = |b: bool, audience: &str| {
         let mut text = format!(
@@ -383,14 +382,7 @@ impl Served {
 /// with its key paths; without it, the change waits for SIGHUP.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_on_a_file_change_with_watch_config_and_on_sighup() {
-    let (key_a, key_b) = (
-        signer(Algorithm::ES256, "a1"),
-        signer(Algorithm::ES256, "b1"),
-    );
-    let (idp_a, idp_b) = (
-        Idp::start(jwks(&[&key_a])).await,
-        Idp::start(jwks(&[&key_b])).await,
-    );
+    let (_, key_b, idp_a, idp_b) = two_idps().await;
     let token_b = token(&key_b, ISS_B);
     for watch in [true, false] {
         let port = free_port();

@@ -178,6 +178,21 @@ async fn run(command: Command) -> ExitCode {
                     config.issuers.len(),
                     config.clients.len()
                 );
+                // What a provider preset filled in, as the issuer now reads.
+                for (i, issuer) in config.issuers.iter().enumerate() {
+                    if let Some(provider) = issuer.provider {
+                        println!(
+                            "issuers[{i}] ({}): provider {}: issuer = {:?}, issuer_aliases = {:?}, audiences = {:?}, audience_claims = {:?}, required_claim_values = {:?}",
+                            issuer.name,
+                            provider.name(),
+                            issuer.issuer,
+                            issuer.issuer_aliases,
+                            issuer.audiences,
+                            issuer.audience_claims,
+                            issuer.required_claim_values,
+                        );
+                    }
+                }
                 ExitCode::SUCCESS
             }
             Err(errors) => {

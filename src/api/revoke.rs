@@ -47,26 +47,24 @@ pub async fn revoke_token(
             return Ok(None);
         }
     };
-    let stored = store(state, &verified, now, caller, from).await?;
+    let stored = store(state, &runtime, &verified, now, caller, from).await?;
     forward(&runtime, &verified, token).await;
     Ok(Some(stored))
 }
 
-/// Stores the entry that revokes one verified token.
+/// Stores the entry that revokes one verified token; `runtime` is the
+/// snapshot that verified it (a reload may have swapped in another since).
 async fn store(
     state: &Shared,
+    runtime: &Runtime,
     verified: &Verified,
     now: u64,
     caller: &Caller,
     from: &str,
 ) -> Result<Entry, ApiError> {
-    let leeway = state
-        .runtime()
-        .issuer(verified.issuer)
-        .config
-        .leeway_seconds;
+    let policy = &runtime.issuer(verified.issuer).config;
     let open_ended = state.revocations.open_ended_expiry(now);
-    let entry = verified.revocation_entry(leeway, open_ended, now, &caller.id);
+    let entry = verified.revocation_entry(policy, open_ended, now, &caller.id);
     let (stored, _) = state.revocations.revoke(entry).await.map_err(unavailable)?;
     audit("stored", &stored, &caller.id, from);
     Ok(stored)
@@ -143,7 +141,7 @@ pub async fn admin_revoke(
                     )));
                 }
             };
-            let stored = store(state, &verified, now, caller, from).await?;
+            let stored = store(state, &runtime, &verified, now, caller, from).await?;
             forward(&runtime, &verified, &token).await;
             return Ok(stored);
         }
@@ -164,7 +162,7 @@ pub async fn admin_revoke(
                 return Err(bad("jti must not be empty"));
             }
             let expires = expiry_after(exp as f64, issuer.config.leeway_seconds);
-            Entry::jti(&iss, &jti).with_times(expires, now, &caller.id)
+            Entry::jti(&issuer.config.issuer, &jti).with_times(expires, now, &caller.id)
         }
         AdminRevocation {
             token: None,
@@ -195,9 +193,10 @@ pub async fn admin_revoke(
             match (sub, sid) {
                 (Some(sub), _) if sub.is_empty() => return Err(bad("sub must not be empty")),
                 (_, Some(sid)) if sid.is_empty() => return Err(bad("sid must not be empty")),
-                (Some(sub), _) => Entry::subject(&iss, &sub, before),
-                (_, Some(sid)) => Entry::session(&iss, &sid, before),
-                (None, None) => Entry::issuer(&iss, before),
+                // Under the configured issuer, whichever spelling was given.
+                (Some(sub), _) => Entry::subject(&issuer.config.issuer, &sub, before),
+                (_, Some(sid)) => Entry::session(&issuer.config.issuer, &sid, before),
+                (None, None) => Entry::issuer(&issuer.config.issuer, before),
             }
             .with_times(expires, now, &caller.id)
         }

@@ -17,6 +17,21 @@ pub struct IssuerConfig {
     pub name: String,
     /// Exact match with a token's `iss`.
     pub issuer: String,
+    /// A cloud's preset (see [`super::providers`]).
+    pub provider: Option<super::providers::Provider>,
+    /// Other exact spellings of `iss` for this issuer. Revocations and
+    /// sessions are kept under `issuer`, whatever a token spells.
+    #[serde(default)]
+    pub issuer_aliases: Vec<String>,
+    /// The claims whose values (a string or an array of strings) `audiences`
+    /// is matched against (`["aud"]` unless set or preset).
+    #[serde(default)]
+    pub audience_claims: Vec<String>,
+    /// Claims that must be these exact strings (`{ token_use = "access" }`).
+    #[serde(default)]
+    pub required_claim_values: std::collections::BTreeMap<String, String>,
+    /// Cognito: which tokens this issuer accepts, `access` (default) or `id`.
+    pub cognito_token_use: Option<String>,
     #[serde(default)]
     pub discovery: bool,
     pub jwks_uri: Option<String>,
@@ -183,10 +198,19 @@ pub(super) fn validate(issuers: &mut [Option<IssuerConfig>], errors: &mut Vec<St
             errors.push(format!("{at}.issuer: duplicate issuer {:?}", issuer.issuer));
         }
         validate_one(issuer, &at, errors);
+        // After the preset has added its aliases: one spelling, one issuer.
+        for (k, alias) in issuer.issuer_aliases.iter().enumerate() {
+            if !alias.is_empty() && !seen.insert(alias.clone()) {
+                errors.push(format!(
+                    "{at}.issuer_aliases[{k}]: {alias:?} names another issuer too"
+                ));
+            }
+        }
     }
 }
 
 pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    super::providers::apply(issuer, at, errors);
     let hmac_given = [
         issuer.hmac_secret.is_some(),
         issuer.hmac_secret_env.is_some(),
@@ -359,6 +383,11 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
 }
 
 impl IssuerConfig {
+    /// Whether a token's `iss` names this issuer: `issuer` or an alias.
+    pub fn names_iss(&self, iss: &str) -> bool {
+        self.issuer == iss || self.issuer_aliases.iter().any(|a| a == iss)
+    }
+
     /// Whom a logout token of this issuer must be addressed to.
     pub fn logout_audiences(&self) -> &[String] {
         if self.logout_audiences.is_empty() {

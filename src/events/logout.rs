@@ -144,7 +144,8 @@ pub async fn check(verifier: &Verifier, token: &str, now: u64) -> Result<Logout,
     }
     Ok(Logout {
         issuer: issuer.clone(),
-        iss: iss.to_owned(),
+        // Sessions are kept under the configured issuer, whatever alias was spelled.
+        iss: issuer.config.issuer.clone(),
         ends,
         jti: jti.to_owned(),
         iat: iat.max(0.0) as u64,

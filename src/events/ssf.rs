@@ -90,7 +90,7 @@ fn subject<'t>(id: &Value, transmitter: &'t Transmitter) -> Option<Subject<'t>> 
                 let issuer = transmitter
                     .applies_to
                     .iter()
-                    .find(|i| i.config.issuer == iss)?;
+                    .find(|i| i.config.names_iss(iss))?;
                 Some(vec![(issuer, sub.to_owned())])
             }
             "opaque" => {

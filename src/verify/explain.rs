@@ -166,11 +166,26 @@ fn detail(
             (number("exp").unwrap_or(0.0) - number("iat").unwrap_or(now_f)).round(),
             issuer.map_or(0, |i| i.config.max_lifetime_seconds)
         ),
-        Reason::AudienceMismatch => format!(
-            "aud {} holds none of issuer {name}'s audiences {:?}",
-            claim("aud"),
-            issuer.map(|i| i.config.audiences.clone()).unwrap_or_default()
-        ),
+        Reason::AudienceMismatch => {
+            let names = issuer.map(|i| i.config.audience_claims.clone()).unwrap_or_default();
+            let values: Vec<String> = names.iter().map(|n| format!("{n} {}", claim(n))).collect();
+            format!(
+                "{} holds none of issuer {name}'s audiences {:?}",
+                values.join(", "),
+                issuer.map(|i| i.config.audiences.clone()).unwrap_or_default()
+            )
+        }
+        Reason::ClaimValueMismatch => {
+            let required = issuer
+                .map(|i| i.config.required_claim_values.clone())
+                .unwrap_or_default();
+            let wrong: Vec<String> = required
+                .iter()
+                .filter(|(n, v)| claim(n).as_str() != Some(v.as_str()))
+                .map(|(n, v)| format!("{n} is {} (required: {v:?})", claim(n)))
+                .collect();
+            wrong.join(", ")
+        }
         Reason::MissingRequiredClaim => {
             let required = issuer.map(|i| i.config.required_claims.clone()).unwrap_or_default();
             let missing: Vec<&String> =

@@ -56,9 +56,13 @@ impl Verifier {
         metrics: Arc<Metrics>,
         revocations: Arc<Revocations>,
     ) -> Verifier {
+        // Every spelling of an issuer's `iss` (config validation keeps them apart).
         let by_iss = issuers
             .iter()
-            .map(|i| (i.config.issuer.clone(), i.id))
+            .flat_map(|i| {
+                let spellings = std::iter::once(&i.config.issuer).chain(&i.config.issuer_aliases);
+                spellings.map(|iss| (iss.clone(), i.id))
+            })
             .collect();
         Verifier {
             issuers,
@@ -262,8 +266,10 @@ impl Verifier {
     ) -> Result<(), Reason> {
         let claims = &verified.claims;
         let policy = &self.issuer(verified.issuer).config;
+        // Entries are kept under the configured `issuer`, whichever
+        // spelling (alias) the token used.
         let holder = Holder {
-            iss: claims.iss().unwrap_or_default(),
+            iss: &policy.issuer,
             sub: claims.sub(),
             sid: claims.sid(),
             iat: issued_at(claims, policy),

@@ -37,12 +37,16 @@ pub fn check_answer_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> 
             return Err(Reason::LifetimeTooLong);
         }
     }
-    if !policy.audiences.is_empty()
-        && !claims
-            .audiences()
-            .any(|a| policy.audiences.iter().any(|want| want == a))
-    {
-        return Err(Reason::AudienceMismatch);
+    if !policy.audiences.is_empty() {
+        let wanted = |a: &str| policy.audiences.iter().any(|want| want == a);
+        let matched = if policy.audience_claims.len() == 1 && policy.audience_claims[0] == "aud" {
+            claims.audiences().any(wanted)
+        } else {
+            audience_values(claims, &policy.audience_claims).any(|a| wanted(&a))
+        };
+        if !matched {
+            return Err(Reason::AudienceMismatch);
+        }
     }
     if !policy.required_claims.is_empty() {
         // Rarely configured: the member names are read from the JSON again.
@@ -56,7 +60,36 @@ pub fn check_answer_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> 
             return Err(Reason::MissingRequiredClaim);
         }
     }
+    if !policy.required_claim_values.is_empty() {
+        let members = members(claims);
+        let holds = |(name, value): (&String, &String)| matches!(members.get(name), Some(serde_json::Value::String(s)) if s == value);
+        if !policy.required_claim_values.iter().all(holds) {
+            return Err(Reason::ClaimValueMismatch);
+        }
+    }
     Ok(())
+}
+
+/// The claims, read from the JSON again (for the settings that name claims
+/// tokend does not keep: `audience_claims` other than `aud`, `required_claim_values`).
+fn members(claims: &Claims) -> serde_json::Map<String, serde_json::Value> {
+    serde_json::from_str(claims.json()).unwrap_or_default()
+}
+
+/// The strings in `names` claims (each a string or an array of strings).
+fn audience_values(claims: &Claims, names: &[String]) -> impl Iterator<Item = String> {
+    let members = members(claims);
+    let mut values = Vec::new();
+    for name in names {
+        match members.get(name) {
+            Some(serde_json::Value::String(s)) => values.push(s.clone()),
+            Some(serde_json::Value::Array(items)) => {
+                values.extend(items.iter().filter_map(|v| v.as_str().map(str::to_owned)))
+            }
+            _ => {}
+        }
+    }
+    values.into_iter()
 }
 
 /// The issue time a subject or issuer revocation compares with `before`: `iat`,
@@ -93,6 +126,44 @@ mod tests {
 
     fn check(json: &str, policy: &IssuerConfig, now: u64) -> Result<(), Reason> {
         check_claims(&Claims::parse(json.as_bytes())?, policy, now)
+    }
+
+    /// Cognito access tokens: the audience is `client_id` (they carry no
+    /// `aud`), and `token_use` must be `access`: an ID token of the same pool
+    /// and client is refused.
+    #[test]
+    fn cognito_audience_claims_and_token_use() {
+        let text = "[[issuers]]\nname = \"c\"\nprovider = \"cognito\"\n\
+            issuer = \"https://cognito-idp.us-east-1.amazonaws.com/us-east-1_X\"\n\
+            jwks_uri = \"https://c/k\"\naudiences = [\"app1\"]\n";
+        let p = Config::from_toml(text, Vec::new())
+            .unwrap()
+            .issuers
+            .remove(0);
+        let access = r#"{"exp":1000100,"client_id":"app1","token_use":"access"}"#;
+        let now = 1_000_000;
+        assert_eq!(p.audience_claims, vec!["client_id".to_owned()]);
+        assert_eq!(check(access, &p, now), Ok(()));
+        let id = r#"{"exp":1000100,"aud":"app1","token_use":"id"}"#;
+        assert_eq!(check(id, &p, now), Err(Reason::AudienceMismatch));
+        let id_with_client = r#"{"exp":1000100,"client_id":"app1","aud":"app1","token_use":"id"}"#;
+        assert_eq!(
+            check(id_with_client, &p, now),
+            Err(Reason::ClaimValueMismatch)
+        );
+        let other_client =
+            r#"{"exp":1000100,"client_id":"app2","aud":"app1","token_use":"access"}"#;
+        assert_eq!(check(other_client, &p, now), Err(Reason::AudienceMismatch));
+        let no_token_use = r#"{"exp":1000100,"client_id":"app1"}"#;
+        assert_eq!(
+            check(no_token_use, &p, now),
+            Err(Reason::ClaimValueMismatch)
+        );
+        let array_token_use = r#"{"exp":1000100,"client_id":"app1","token_use":["access"]}"#;
+        assert_eq!(
+            check(array_token_use, &p, now),
+            Err(Reason::ClaimValueMismatch)
+        );
     }
 
     #[test]

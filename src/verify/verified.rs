@@ -1,6 +1,7 @@
 //! What the verifier answers: a [`Verdict`], and for an active token the
 //! [`Verified`] token the cache keeps, with what is derived from it once.
 
+use crate::config::IssuerConfig;
 use arc_swap::ArcSwapOption;
 use std::sync::{Arc, OnceLock};
 
@@ -163,11 +164,18 @@ impl Verified {
     }
 
     /// The entry that revokes this token (by `jti`, else by the hash that
-    /// names it), living as long as the token can be active: its `exp` plus
-    /// the issuer's `leeway`, or `open_ended` (an opaque token whose answer
-    /// had no `exp`).
-    pub fn revocation_entry(&self, leeway: u64, open_ended: u64, now: u64, by: &str) -> Entry {
-        let iss = self.claims.iss().unwrap_or_default();
+    /// names it) under its issuer's configured `issuer` (whatever alias the
+    /// token spelled), living as long as the token can be active: its `exp`
+    /// plus the issuer's `leeway`, or `open_ended` (an opaque token whose
+    /// answer had no `exp`).
+    pub fn revocation_entry(
+        &self,
+        policy: &IssuerConfig,
+        open_ended: u64,
+        now: u64,
+        by: &str,
+    ) -> Entry {
+        let (iss, leeway) = (policy.issuer.as_str(), policy.leeway_seconds);
         let entry = match (&self.revocation_hash, self.proof) {
             (Some(hash), Proof::Introspection) => Entry::token_hash(iss, hash),
             (Some(signing_input), Proof::Signature { .. }) => {

@@ -20,6 +20,7 @@ mod listeners;
 mod logout;
 mod opaque;
 mod ops;
+mod providers;
 mod redis_store;
 mod redis_support;
 mod reload;

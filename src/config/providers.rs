@@ -1,0 +1,133 @@
+//! `provider` on an issuer (SPEC, "Cloud identity providers"): what a
+//! cloud's tokens need, written into the explicit keys a user could set
+//! themselves (`issuer_aliases`, `audience_claims`, `required_claim_values`),
+//! each only where the user left it unset, then those keys' checks.
+
+use serde::Deserialize;
+
+use super::IssuerConfig;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Provider {
+    /// Amazon Cognito user pools: access tokens name their app client in
+    /// `client_id` (no `aud`) and say what they are in `token_use`.
+    Cognito,
+    /// Google: ID tokens carry `iss` in two spellings.
+    Google,
+}
+
+impl Provider {
+    pub fn name(self) -> &'static str {
+        match self {
+            Provider::Cognito => "cognito",
+            Provider::Google => "google",
+        }
+    }
+}
+
+const GOOGLE: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];
+
+/// Fills in `issuer`'s preset, then checks the keys behind presets.
+pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    match issuer.provider {
+        None => {
+            if issuer.cognito_token_use.is_some() {
+                errors.push(format!(
+                    "{at}.cognito_token_use: only with provider = \"cognito\""
+                ));
+            }
+        }
+        Some(Provider::Google) => google(issuer, at, errors),
+        Some(Provider::Cognito) => cognito(issuer, at, errors),
+    }
+    if issuer.audience_claims.is_empty() {
+        issuer.audience_claims = vec!["aud".into()];
+    }
+    if issuer.audience_claims.iter().any(String::is_empty) {
+        errors.push(format!(
+            "{at}.audience_claims: claim names must not be empty"
+        ));
+    }
+    for (i, alias) in issuer.issuer_aliases.iter().enumerate() {
+        if alias.is_empty() || *alias == issuer.issuer {
+            errors.push(format!(
+                "{at}.issuer_aliases[{i}]: must be non-empty and differ from issuer"
+            ));
+        }
+    }
+    if issuer.required_claim_values.keys().any(String::is_empty) {
+        errors.push(format!(
+            "{at}.required_claim_values: claim names must not be empty"
+        ));
+    }
+}
+
+/// Google ID tokens: `iss` is `https://accounts.google.com` or
+/// `accounts.google.com` (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken).
+fn google(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let Some(other) = GOOGLE.iter().find(|s| **s != issuer.issuer) else {
+        return;
+    };
+    if !GOOGLE.contains(&issuer.issuer.as_str()) {
+        errors.push(format!(
+            "{at}.issuer: provider \"google\" needs issuer = \"https://accounts.google.com\""
+        ));
+        return;
+    }
+    if !issuer.issuer_aliases.iter().any(|a| a == other) {
+        issuer.issuer_aliases.push((*other).to_owned());
+    }
+    if issuer.audiences.is_empty() {
+        errors.push(format!(
+            "{at}.audiences: provider \"google\" needs your OAuth client ids (any Google ID token would pass without them)"
+        ));
+    }
+}
+
+/// Cognito user pool tokens
+/// (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-tokens-verifying-a-jwt.html):
+/// `iss` is `https://cognito-idp.<region>.amazonaws.com/<pool id>`; an access
+/// token's app client is `client_id` and `token_use` is `access`; an ID
+/// token's is `aud` and `token_use` is `id`.
+fn cognito(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let host_ok = issuer
+        .issuer
+        .strip_prefix("https://cognito-idp.")
+        .and_then(|rest| rest.split_once(".amazonaws.com/"))
+        .is_some_and(|(region, pool)| {
+            !region.is_empty() && !pool.is_empty() && !pool.contains('/')
+        });
+    if !host_ok {
+        errors.push(format!(
+            "{at}.issuer: provider \"cognito\" needs https://cognito-idp.<region>.amazonaws.com/<user pool id>"
+        ));
+    }
+    let token_use = issuer
+        .cognito_token_use
+        .clone()
+        .unwrap_or_else(|| "access".into());
+    let audience_claim = match token_use.as_str() {
+        "access" => "client_id",
+        "id" => "aud",
+        _ => {
+            errors.push(format!(
+                "{at}.cognito_token_use: must be \"access\" or \"id\""
+            ));
+            return;
+        }
+    };
+    if issuer.audience_claims.is_empty() {
+        issuer.audience_claims = vec![audience_claim.into()];
+    }
+    if issuer.required_claim_values.is_empty() {
+        issuer
+            .required_claim_values
+            .insert("token_use".into(), token_use);
+    }
+    if issuer.audiences.is_empty() {
+        errors.push(format!(
+            "{at}.audiences: provider \"cognito\" needs your app client ids (any client of the pool would pass without them)"
+        ));
+    }
+}

@@ -1,0 +1,268 @@
+//! Cloud identity providers (issue 12, first presets): Amazon Cognito and
+//! Google, with tokens shaped as their documentation shows them, and the
+//! attacks each preset exists to stop.
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use tokend::mint::{Signer, jwks};
+use tokend::token::Algorithm;
+
+/// A user pool's issuer, as Cognito spells it
+/// (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-tokens-verifying-a-jwt.html).
+const COGNITO_ISS: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example";
+const APP_CLIENT: &str = "1example23456789";
+
+/// A Cognito access token's claims, member for member as in "Understanding
+/// the access token"
+/// (https://docs.aws.amazon.com/cognito/latest/developerguide/amazon-cognito-user-pools-using-the-access-token.html):
+/// no `aud`; the app client is `client_id`; `token_use` is `access`.
+fn cognito_access(client_id: &str) -> Value {
+    let t = now();
+    json!({
+        "sub": "aaaaaaaa-bbbb-cccc-dddd-example", "cognito:groups": ["admin"],
+        "iss": COGNITO_ISS, "version": 2, "client_id": client_id,
+        "origin_jti": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",
+        "event_id": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee", "token_use": "access",
+        "scope": "aws.cognito.signin.user.admin phone openid profile email",
+        "auth_time": t, "exp": t + 3600, "iat": t,
+        "jti": format!("jti-{}", rand::random::<u64>()), "username": "alice"
+    })
+}
+
+/// The same user's ID token ("Understanding the identity (ID) token"):
+/// `aud` is the app client, `token_use` is `id`.
+fn cognito_id(client_id: &str) -> Value {
+    let t = now();
+    json!({
+        "sub": "aaaaaaaa-bbbb-cccc-dddd-example", "aud": client_id,
+        "email_verified": true, "token_use": "id", "auth_time": t, "iss": COGNITO_ISS,
+        "cognito:username": "alice", "exp": t + 3600, "iat": t,
+        "jti": format!("jti-{}", rand::random::<u64>()), "email": "alice@example.com"
+    })
+}
+
+/// Cognito signs with RS256 and a `kid`, no `typ`.
+fn cognito_sign(key: &Signer, claims: &Value) -> String {
+    key.sign_with_header(
+        Algorithm::RS256,
+        &json!({"kid": "cognito-1", "alg": "RS256"}),
+        claims,
+    )
+}
+
+fn cognito_issuer(idp: &Idp, extra: &str) -> String {
+    format!(
+        "[[issuers]]\nname = \"cognito\"\nissuer = \"{COGNITO_ISS}\"\nprovider = \"cognito\"\n\
+         jwks_uri = \"{}\"\nallow_insecure_http = true\naudiences = [\"{APP_CLIENT}\"]\n{extra}",
+        idp.jwks_uri()
+    )
+}
+
+async fn reason(app: &TestApp, token: &str) -> String {
+    app.explain(token).await["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn cognito_access_tokens_pass_on_client_id_and_id_tokens_are_refused() {
+    let key = signer(Algorithm::RS256, "cognito-1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = spawn_ready(config_with(&cognito_issuer(&idp, ""), "")).await;
+
+    let access = cognito_sign(&key, &cognito_access(APP_CLIENT));
+    assert!(
+        app.is_active(&access).await,
+        "{}",
+        app.explain(&access).await
+    );
+    // An ID token of the same pool and client, where access tokens are required.
+    let id = cognito_sign(&key, &cognito_id(APP_CLIENT));
+    assert!(!app.is_active(&id).await);
+    assert_eq!(reason(&app, &id).await, "audience_mismatch", "no client_id");
+    let mut id_with_client = cognito_id(APP_CLIENT);
+    id_with_client["client_id"] = json!(APP_CLIENT);
+    let id_with_client = cognito_sign(&key, &id_with_client);
+    assert_eq!(reason(&app, &id_with_client).await, "claim_value_mismatch");
+    // Another app client of the same pool.
+    let other = cognito_sign(&key, &cognito_access("other-client"));
+    assert_eq!(reason(&app, &other).await, "audience_mismatch");
+    // An access token that names the client only in `aud`.
+    let mut aud_only = cognito_access("x");
+    aud_only["aud"] = json!(APP_CLIENT);
+    let aud_only = cognito_sign(&key, &aud_only);
+    assert_eq!(reason(&app, &aud_only).await, "audience_mismatch");
+}
+
+#[tokio::test]
+async fn a_cognito_issuer_for_id_tokens_checks_aud() {
+    let key = signer(Algorithm::RS256, "cognito-1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let issuer = cognito_issuer(&idp, "cognito_token_use = \"id\"\n");
+    let app = spawn_ready(config_with(&issuer, "")).await;
+    assert!(
+        app.is_active(&cognito_sign(&key, &cognito_id(APP_CLIENT)))
+            .await
+    );
+    let access = cognito_sign(&key, &cognito_access(APP_CLIENT));
+    assert!(
+        !app.is_active(&access).await,
+        "an access token where ID tokens are asked for"
+    );
+}
+
+/// `check-config` shows what the preset filled in.
+#[tokio::test]
+async fn check_config_prints_the_effective_issuer() {
+    let idp = Idp::start(jwks(&[])).await;
+    let dir = std::env::temp_dir().join(format!("tokend-providers-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tokend.toml");
+    std::fs::write(&file, cognito_issuer(&idp, "")).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(
+            "issuers[0] (cognito): provider cognito: issuer = \"https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example\""
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("audience_claims = [\"client_id\"]"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("required_claim_values = {\"token_use\": \"access\"}"),
+        "{stdout}"
+    );
+}
+
+/// Google ID tokens as "Validating an ID token" describes them
+/// (https://developers.google.com/identity/openid-connect/openid-connect#validatinganidtoken):
+/// `iss` is `https://accounts.google.com` or `accounts.google.com`.
+fn google_id(iss: &str) -> Value {
+    let t = now();
+    json!({
+        "iss": iss, "azp": "1234987819200.apps.googleusercontent.com",
+        "aud": "1234987819200.apps.googleusercontent.com", "sub": "10769150350006150715113082367",
+        "at_hash": "HK6E_P6Dh8Y93mRNtsDB1Q", "hd": "example.com", "email": "jsmith@example.com",
+        "email_verified": true, "iat": t, "exp": t + 3600,
+        "jti": format!("jti-{}", rand::random::<u64>())
+    })
+}
+
+/// Both spellings pass, and a revocation given under either covers tokens
+/// of both: entries are kept under the configured issuer. (Kept under the
+/// token's spelling, a subject revoked as `https://accounts.google.com`
+/// would stay active in tokens spelling `accounts.google.com`.)
+#[tokio::test]
+async fn google_accepts_both_spellings_and_a_revocation_covers_both() {
+    let key = signer(Algorithm::RS256, "google-1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let issuer = format!(
+        "[[issuers]]\nname = \"google\"\nissuer = \"https://accounts.google.com\"\nprovider = \"google\"\n\
+         jwks_uri = \"{}\"\nallow_insecure_http = true\n\
+         audiences = [\"1234987819200.apps.googleusercontent.com\"]\n",
+        idp.jwks_uri()
+    );
+    let app = spawn_ready(config_with(&issuer, "")).await;
+    let long = key.sign(Algorithm::RS256, &google_id("https://accounts.google.com"));
+    let short = key.sign(Algorithm::RS256, &google_id("accounts.google.com"));
+    assert!(app.is_active(&long).await);
+    assert!(app.is_active(&short).await);
+    let lookalike = key.sign(
+        Algorithm::RS256,
+        &google_id("https://accounts.google.com.evil"),
+    );
+    assert_eq!(reason(&app, &lookalike).await, "unknown_issuer");
+
+    let revoked = app
+        .admin_post(json!({"sub": "10769150350006150715113082367", "iss": "accounts.google.com"}))
+        .await;
+    assert_eq!(revoked.status(), 201);
+    assert!(!app.is_active(&short).await);
+    assert!(
+        !app.is_active(&long).await,
+        "revoked under the other spelling"
+    );
+
+    // RFC 7009 revocation of one token spelled the short way: by its jti,
+    // under the configured issuer.
+    let one = key.sign(
+        Algorithm::RS256,
+        &with(google_id("accounts.google.com"), json!({"sub": "bob"})),
+    );
+    assert!(app.is_active(&one).await);
+    assert_eq!(
+        app.revoke_as(Some(("revoker", REVOKER_SECRET)), &one)
+            .await
+            .status(),
+        200
+    );
+    assert!(!app.is_active(&one).await);
+}
+
+#[test]
+fn presets_refuse_what_would_accept_every_tenant_of_the_cloud() {
+    let jwks = "jwks_uri = \"https://idp.example/k\"\n";
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"g\"\nissuer = \"https://accounts.google.com\"\nprovider = \"google\"\n{jwks}"
+        ),
+        &["issuers[0].audiences: provider \"google\" needs your OAuth client ids"],
+    );
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"g\"\nissuer = \"https://google.example\"\nprovider = \"google\"\naudiences = [\"x\"]\n{jwks}"
+        ),
+        &["issuers[0].issuer: provider \"google\" needs issuer"],
+    );
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"c\"\nissuer = \"https://cognito-idp.eu-west-1.amazonaws.com/pool/extra\"\nprovider = \"cognito\"\n{jwks}"
+        ),
+        &[
+            "issuers[0].issuer: provider \"cognito\" needs https://cognito-idp.",
+            "issuers[0].audiences: provider \"cognito\" needs your app client ids",
+        ],
+    );
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"c\"\nissuer = \"https://a.example\"\ncognito_token_use = \"id\"\n{jwks}"
+        ),
+        &["issuers[0].cognito_token_use: only with provider = \"cognito\""],
+    );
+    // One spelling names one issuer.
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"a\"\nissuer = \"https://a.example\"\nissuer_aliases = [\"https://b.example\"]\n{jwks}\
+             [[issuers]]\nname = \"b\"\nissuer = \"https://b.example\"\n{jwks}"
+        ),
+        &["issuers[1].issuer: duplicate issuer"],
+    );
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"b\"\nissuer = \"https://b.example\"\n{jwks}\
+             [[issuers]]\nname = \"a\"\nissuer = \"https://a.example\"\nissuer_aliases = [\"https://b.example\"]\n{jwks}"
+        ),
+        &["issuers[1].issuer_aliases[0]: \"https://b.example\" names another issuer too"],
+    );
+    assert_config_errors(
+        &format!(
+            "[[issuers]]\nname = \"a\"\nissuer = \"https://a.example\"\nprovider = \"azure\"\n{jwks}"
+        ),
+        &["issuers[0].provider: unknown variant"],
+    );
+}

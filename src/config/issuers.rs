@@ -32,6 +32,11 @@ pub struct IssuerConfig {
     pub required_claim_values: std::collections::BTreeMap<String, String>,
     /// Cognito: which tokens this issuer accepts, `access` (default) or `id`.
     pub cognito_token_use: Option<String>,
+    /// What `jwks_uri` serves: a JWKS (default) or an X.509 map (Firebase).
+    pub keys_format: Option<KeysFormat>,
+    /// Set by a preset (Firebase): `auth_time` must not lie in the future.
+    #[serde(skip)]
+    pub auth_time_in_past: bool,
     #[serde(default)]
     pub discovery: bool,
     pub jwks_uri: Option<String>,
@@ -134,6 +139,16 @@ pub enum DpopMode {
     Required,
 }
 
+/// The document at `jwks_uri`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeysFormat {
+    #[default]
+    Jwks,
+    /// `{"kid": "-----BEGIN CERTIFICATE-----…"}` (Google's service-account keys).
+    X509Map,
+}
+
 /// Where an issuer's keys come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeySourceConfig {
@@ -141,6 +156,8 @@ pub enum KeySourceConfig {
     /// Shared Signals discovery (`/.well-known/ssf-configuration`).
     SsfDiscovery,
     JwksUri(String),
+    /// An X.509 certificate map at this URL.
+    X509MapUri(String),
     JwksFile(PathBuf),
     Inline(String),
     Hmac,
@@ -155,7 +172,10 @@ impl IssuerConfig {
         } else if self.discovery {
             KeySourceConfig::Discovery
         } else if let Some(uri) = &self.jwks_uri {
-            KeySourceConfig::JwksUri(uri.clone())
+            match self.keys_format.unwrap_or_default() {
+                KeysFormat::Jwks => KeySourceConfig::JwksUri(uri.clone()),
+                KeysFormat::X509Map => KeySourceConfig::X509MapUri(uri.clone()),
+            }
         } else if let Some(path) = &self.jwks_file {
             KeySourceConfig::JwksFile(path.clone())
         } else if let Some(jwks) = &self.inline_jwks {

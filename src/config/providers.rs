@@ -6,6 +6,7 @@
 use serde::Deserialize;
 
 use super::IssuerConfig;
+use super::issuers::KeysFormat;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -15,6 +16,8 @@ pub enum Provider {
     Cognito,
     /// Google: ID tokens carry `iss` in two spellings.
     Google,
+    /// Firebase Authentication ID tokens: keys as an X.509 map.
+    Firebase,
 }
 
 impl Provider {
@@ -22,6 +25,7 @@ impl Provider {
         match self {
             Provider::Cognito => "cognito",
             Provider::Google => "google",
+            Provider::Firebase => "firebase",
         }
     }
 }
@@ -40,6 +44,12 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
         }
         Some(Provider::Google) => google(issuer, at, errors),
         Some(Provider::Cognito) => cognito(issuer, at, errors),
+        Some(Provider::Firebase) => firebase(issuer, at, errors),
+    }
+    if issuer.keys_format == Some(KeysFormat::X509Map) && issuer.jwks_uri.is_none() {
+        errors.push(format!(
+            "{at}.keys_format: \"x509_map\" is read from jwks_uri: set it"
+        ));
     }
     if issuer.audience_claims.is_empty() {
         issuer.audience_claims = vec!["aud".into()];
@@ -130,4 +140,38 @@ fn cognito(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
             "{at}.audiences: provider \"cognito\" needs your app client ids (any client of the pool would pass without them)"
         ));
     }
+}
+
+/// Where Google publishes the certificates that sign Firebase ID tokens.
+pub const FIREBASE_KEYS: &str =
+    "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com";
+
+/// Firebase Authentication ID tokens
+/// (https://firebase.google.com/docs/auth/admin/verify-id-tokens#verify_id_tokens_using_a_third-party_jwt_library):
+/// `iss` is `https://securetoken.google.com/<project>`, `aud` the project,
+/// `auth_time` in the past; keys are Google's X.509 map.
+fn firebase(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let project = issuer
+        .issuer
+        .strip_prefix("https://securetoken.google.com/")
+        .filter(|p| !p.is_empty() && !p.contains('/'))
+        .map(str::to_owned);
+    let Some(project) = project else {
+        errors.push(format!(
+            "{at}.issuer: provider \"firebase\" needs https://securetoken.google.com/<project id>"
+        ));
+        return;
+    };
+    if issuer.audiences.is_empty() {
+        issuer.audiences = vec![project];
+    }
+    let no_source = !issuer.discovery && issuer.jwks_uri.is_none() && issuer.jwks_file.is_none();
+    if no_source {
+        issuer.jwks_uri = Some(FIREBASE_KEYS.into());
+        issuer.keys_format.get_or_insert(KeysFormat::X509Map);
+    }
+    if !issuer.required_claims.iter().any(|c| c == "auth_time") {
+        issuer.required_claims.push("auth_time".into());
+    }
+    issuer.auth_time_in_past = true;
 }

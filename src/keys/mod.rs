@@ -11,6 +11,7 @@ pub mod fetch;
 pub mod jwk;
 pub mod set;
 pub mod source;
+pub mod x509;
 
 use arc_swap::ArcSwap;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -46,6 +46,10 @@ pub fn from_config(config: &IssuerConfig) -> Result<Box<dyn KeySource>, RefreshE
             fetcher: Fetcher::new(config)?,
             url,
         }),
+        KeySourceConfig::X509MapUri(url) => Box::new(X509MapUrl {
+            fetcher: Fetcher::new(config)?,
+            url,
+        }),
         KeySourceConfig::JwksFile(path) => Box::new(JwksFile { path }),
         KeySourceConfig::Inline(jwks) => Box::new(InlineJwks { jwks }),
         KeySourceConfig::Hmac => Box::new(HmacSecret {
@@ -99,6 +103,30 @@ async fn fetch_jwks(fetcher: &Fetcher, url: &str) -> Result<Loaded, RefreshError
         set: KeySet::from_jwks(&fetched.body, Source::Fetched)?,
         max_age: fetched.max_age,
     })
+}
+
+/// An X.509 certificate map at a configured URL (see [`super::x509`]).
+struct X509MapUrl {
+    fetcher: Fetcher,
+    url: String,
+}
+
+impl KeySource for X509MapUrl {
+    fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
+        Box::pin(async move {
+            let fetched = self.fetcher.get(&self.url).await?;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            Ok(Loaded {
+                set: super::x509::key_set(&fetched.body, now)?,
+                max_age: fetched.max_age,
+            })
+        })
+    }
+    fn is_remote(&self) -> bool {
+        true
+    }
 }
 
 /// A JWKS file on disk, trusted like local config (it may hold `oct` keys).

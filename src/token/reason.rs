@@ -53,6 +53,7 @@ reasons! {
     LifetimeTooLong => "lifetime_too_long", "Lifetime exceeds the issuer's `max_lifetime_seconds`.";
     AudienceMismatch => "audience_mismatch", "`aud` holds none of the issuer's audiences.";
     MissingRequiredClaim => "missing_required_claim", "A claim in `required_claims` is absent.";
+    AuthTimeInFuture => "auth_time_in_future", "`auth_time` is in the future (beyond leeway), for an issuer that checks it (Firebase).";
     ClaimValueMismatch => "claim_value_mismatch", "A claim in `required_claim_values` is absent or not that exact string.";
     Revoked => "revoked", "The token is covered by a revocation entry.";
     StoreStale => "store_stale", "The revocation copy is stale and `on_stale = \"fail_closed\"`.";

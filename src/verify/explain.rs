@@ -175,6 +175,10 @@ fn detail(
                 issuer.map(|i| i.config.audiences.clone()).unwrap_or_default()
             )
         }
+        Reason::AuthTimeInFuture => format!(
+            "auth_time {} lies after now ({now_f}) plus issuer {name}'s leeway",
+            claim("auth_time")
+        ),
         Reason::ClaimValueMismatch => {
             let required = issuer
                 .map(|i| i.config.required_claim_values.clone())

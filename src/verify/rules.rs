@@ -60,6 +60,16 @@ pub fn check_answer_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> 
             return Err(Reason::MissingRequiredClaim);
         }
     }
+    if policy.auth_time_in_past {
+        match members(claims)
+            .get("auth_time")
+            .and_then(serde_json::Value::as_f64)
+        {
+            Some(t) if t <= now + leeway => {}
+            Some(_) => return Err(Reason::AuthTimeInFuture),
+            None => return Err(Reason::MissingRequiredClaim),
+        }
+    }
     if !policy.required_claim_values.is_empty() {
         let members = members(claims);
         let holds = |(name, value): (&String, &String)| matches!(members.get(name), Some(serde_json::Value::String(s)) if s == value);

@@ -266,3 +266,87 @@ fn presets_refuse_what_would_accept_every_tenant_of_the_cloud() {
         &["issuers[0].provider: unknown variant"],
     );
 }
+
+const FIREBASE_ISS: &str = "https://securetoken.google.com/my-project";
+
+/// A self-signed certificate of `key`, valid from `from` to `until` (years),
+/// as Google's X.509 map holds them.
+fn certificate(key: &Signer, from: i32, until: i32) -> String {
+    let pair = rcgen::KeyPair::try_from(key.private_der().as_slice()).unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.not_before = rcgen::date_time_ymd(from, 1, 1);
+    params.not_after = rcgen::date_time_ymd(until, 1, 1);
+    params.self_signed(&pair).unwrap().pem()
+}
+
+/// A Firebase ID token's claims, as "Verify ID tokens using a third-party
+/// JWT library" lists them
+/// (https://firebase.google.com/docs/auth/admin/verify-id-tokens#verify_id_tokens_using_a_third-party_jwt_library).
+fn firebase_id(changes: Value) -> Value {
+    let t = now();
+    with(
+        json!({
+            "iss": FIREBASE_ISS, "aud": "my-project", "auth_time": t - 60, "user_id": "u1",
+            "sub": "u1", "iat": t, "exp": t + 3600, "email": "alice@example.com",
+            "email_verified": true,
+            "firebase": {"identities": {"email": ["alice@example.com"]}, "sign_in_provider": "password"}
+        }),
+        changes,
+    )
+}
+
+#[tokio::test]
+async fn firebase_keys_come_from_the_x509_map_and_auth_time_is_checked() {
+    let (current, expired) = (
+        signer(Algorithm::RS256, "current"),
+        signer(Algorithm::RS256, "expired"),
+    );
+    // The map Google serves: kid → PEM certificate; one certificate is past its dates.
+    let map = json!({
+        "current": certificate(&current, 2020, 2090),
+        "expired": certificate(&expired, 2019, 2020),
+    });
+    let idp = Idp::start(map).await;
+    let defaults = tokend::config::Config::from_toml(
+        &format!("[[issuers]]\nname = \"firebase\"\nprovider = \"firebase\"\nissuer = \"{FIREBASE_ISS}\"\n"),
+        Vec::new(),
+    )
+    .unwrap();
+    let preset = &defaults.issuers[0];
+    assert_eq!(preset.audiences, vec!["my-project".to_owned()]);
+    assert_eq!(
+        preset.jwks_uri.as_deref(),
+        Some(
+            "https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com"
+        )
+    );
+    assert_eq!(
+        preset.keys_format,
+        Some(tokend::config::KeysFormat::X509Map)
+    );
+
+    let issuer = format!(
+        "[[issuers]]\nname = \"firebase\"\nprovider = \"firebase\"\nissuer = \"{FIREBASE_ISS}\"\n\
+         jwks_uri = \"{}\"\nkeys_format = \"x509_map\"\nallow_insecure_http = true\n",
+        idp.jwks_uri()
+    );
+    let app = spawn_ready(config_with(&issuer, "")).await;
+    let sign = |key: &Signer, claims: Value| key.sign(Algorithm::RS256, &claims);
+    let good = sign(&current, firebase_id(json!({})));
+    assert!(app.is_active(&good).await, "{}", app.explain(&good).await);
+    let later = sign(&current, firebase_id(json!({"auth_time": now() + 600})));
+    assert_eq!(reason(&app, &later).await, "auth_time_in_future");
+    let no_auth_time = sign(&current, firebase_id(json!({"auth_time": null})));
+    assert_eq!(reason(&app, &no_auth_time).await, "missing_required_claim");
+    let mut without = firebase_id(json!({}));
+    without.as_object_mut().unwrap().remove("auth_time");
+    assert_eq!(
+        reason(&app, &sign(&current, without)).await,
+        "missing_required_claim"
+    );
+    let other_project = sign(&current, firebase_id(json!({"aud": "their-project"})));
+    assert_eq!(reason(&app, &other_project).await, "audience_mismatch");
+    // A certificate past its validity is not a key, whatever it signed.
+    let by_expired = sign(&expired, firebase_id(json!({})));
+    assert_eq!(reason(&app, &by_expired).await, "unknown_kid");
+}

@@ -18,6 +18,10 @@ pub enum Provider {
     Google,
     /// Firebase Authentication ID tokens: keys as an X.509 map.
     Firebase,
+    /// Google Cloud Identity-Aware Proxy's signed header.
+    Iap,
+    /// GitHub Actions OIDC tokens (workload identity federation).
+    GithubActions,
 }
 
 impl Provider {
@@ -26,6 +30,8 @@ impl Provider {
             Provider::Cognito => "cognito",
             Provider::Google => "google",
             Provider::Firebase => "firebase",
+            Provider::Iap => "iap",
+            Provider::GithubActions => "github-actions",
         }
     }
 }
@@ -45,6 +51,8 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
         Some(Provider::Google) => google(issuer, at, errors),
         Some(Provider::Cognito) => cognito(issuer, at, errors),
         Some(Provider::Firebase) => firebase(issuer, at, errors),
+        Some(Provider::Iap) => iap(issuer, at, errors),
+        Some(Provider::GithubActions) => github_actions(issuer, at, errors),
     }
     if issuer.keys_format == Some(KeysFormat::X509Map) && issuer.jwks_uri.is_none() {
         errors.push(format!(
@@ -165,8 +173,7 @@ fn firebase(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
     if issuer.audiences.is_empty() {
         issuer.audiences = vec![project];
     }
-    let no_source = !issuer.discovery && issuer.jwks_uri.is_none() && issuer.jwks_file.is_none();
-    if no_source {
+    if no_key_source(issuer) {
         issuer.jwks_uri = Some(FIREBASE_KEYS.into());
         issuer.keys_format.get_or_insert(KeysFormat::X509Map);
     }
@@ -174,4 +181,59 @@ fn firebase(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
         issuer.required_claims.push("auth_time".into());
     }
     issuer.auth_time_in_past = true;
+}
+
+/// Where Google publishes IAP's signing keys (a JWK set).
+pub const IAP_KEYS: &str = "https://www.gstatic.com/iap/verify/public_key-jwk";
+const IAP_ISSUER: &str = "https://cloud.google.com/iap";
+const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com";
+
+/// Whether no key source is configured (a preset may then name its cloud's).
+fn no_key_source(issuer: &IssuerConfig) -> bool {
+    !issuer.discovery
+        && issuer.jwks_uri.is_none()
+        && issuer.jwks_file.is_none()
+        && issuer.hmac_secret.is_none()
+        && issuer.hmac_secret_env.is_none()
+        && issuer.hmac_secret_file.is_none()
+}
+
+/// The issuer a preset allows, and the audiences it cannot do without.
+fn fixed_issuer(issuer: &IssuerConfig, want: &str, what: &str, at: &str, errors: &mut Vec<String>) {
+    if issuer.issuer != want {
+        errors.push(format!(
+            "{at}.issuer: provider \"{what}\" needs issuer = \"{want}\""
+        ));
+    }
+    if issuer.audiences.is_empty() {
+        errors.push(format!(
+            "{at}.audiences: provider \"{what}\" needs the audiences your tokens carry (every {what} token would pass without them)"
+        ));
+    }
+}
+
+/// Google IAP's `x-goog-iap-jwt-assertion`
+/// (https://cloud.google.com/iap/docs/signed-headers-howto): ES256, keys at
+/// [`IAP_KEYS`], `iss = https://cloud.google.com/iap`, `aud` the backend
+/// service or app (`/projects/<number>/global/backendServices/<id>`).
+fn iap(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    fixed_issuer(issuer, IAP_ISSUER, "iap", at, errors);
+    if no_key_source(issuer) {
+        issuer.jwks_uri = Some(IAP_KEYS.into());
+    }
+    if issuer.algorithms.is_empty() {
+        issuer.algorithms = vec!["ES256".into()];
+    }
+}
+
+/// GitHub Actions OIDC
+/// (https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect):
+/// discovery on `https://token.actions.githubusercontent.com`; `aud` is the
+/// owner's URL or the audience the workflow asked for; route claims match
+/// `repository`, `ref`, `environment`.
+fn github_actions(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    fixed_issuer(issuer, GITHUB_ACTIONS_ISSUER, "github-actions", at, errors);
+    if no_key_source(issuer) {
+        issuer.discovery = true;
+    }
 }

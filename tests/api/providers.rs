@@ -350,3 +350,159 @@ async fn firebase_keys_come_from_the_x509_map_and_auth_time_is_checked() {
     let by_expired = sign(&expired, firebase_id(json!({})));
     assert_eq!(reason(&app, &by_expired).await, "unknown_kid");
 }
+
+/// IAP's signed header, as "Securing your app with signed headers" shows it
+/// (https://cloud.google.com/iap/docs/signed-headers-howto): ES256 with a
+/// `kid`, `iss = https://cloud.google.com/iap`, `aud` the backend service.
+fn iap_assertion(key: &Signer, aud: &str) -> String {
+    let t = now();
+    let claims = json!({
+        "iss": "https://cloud.google.com/iap", "aud": aud,
+        "sub": "accounts.google.com:10769150350006150715113082367",
+        "email": "alice@example.com", "hd": "example.com",
+        "google": {"access_levels": []}, "iat": t, "exp": t + 600
+    });
+    key.sign_with_header(
+        Algorithm::ES256,
+        &json!({"alg": "ES256", "kid": key_id(key)}),
+        &claims,
+    )
+}
+
+fn key_id(key: &Signer) -> String {
+    key.public_jwk()["kid"].as_str().unwrap().to_owned()
+}
+
+const IAP_AUD: &str = "/projects/123456789/global/backendServices/987654321";
+
+/// `/auth` as a gateway behind IAP calls it: the token in IAP's header.
+async fn auth_with_header(app: &TestApp, header: &str, token: &str, uri: &str) -> u16 {
+    app.http
+        .get(format!("{}/auth", app.base))
+        .header("x-forwarded-method", "GET")
+        .header("x-forwarded-host", "app.example.com")
+        .header("x-forwarded-uri", uri)
+        .header(header, token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn iap_assertions_pass_from_their_header_for_their_backend_only() {
+    let key = signer(Algorithm::ES256, "iap-1");
+    let rs = signer(Algorithm::RS256, "iap-rs");
+    let idp = Idp::start(jwks(&[&key, &rs])).await;
+    let issuer = format!(
+        "[[issuers]]\nname = \"iap\"\nprovider = \"iap\"\nissuer = \"https://cloud.google.com/iap\"\n\
+         jwks_uri = \"{}\"\nallow_insecure_http = true\naudiences = [\"{IAP_AUD}\"]\n",
+        idp.jwks_uri()
+    );
+    let edge = "[authorization]\ntoken_sources = [\"header:x-goog-iap-jwt-assertion\"]\n";
+    let app = spawn_ready(config_with(&issuer, edge)).await;
+    let header = "x-goog-iap-jwt-assertion";
+    assert_eq!(
+        auth_with_header(&app, header, &iap_assertion(&key, IAP_AUD), "/").await,
+        200
+    );
+    let other_backend = iap_assertion(&key, "/projects/123456789/global/backendServices/1");
+    assert_eq!(
+        auth_with_header(&app, header, &other_backend, "/").await,
+        401
+    );
+    // The preset's ES256 allowlist: an RS256 token of a published key is refused.
+    let t = now();
+    let rs_token = rs.sign(
+        Algorithm::RS256,
+        &json!({"iss": "https://cloud.google.com/iap", "aud": IAP_AUD, "sub": "x", "iat": t, "exp": t + 600}),
+    );
+    assert_eq!(reason(&app, &rs_token).await, "alg_not_allowed");
+}
+
+/// GitHub Actions tokens, claims as "About security hardening with OpenID
+/// Connect" lists them, and routes that name the repository and environment.
+#[tokio::test]
+async fn github_actions_tokens_pass_routes_on_repository_and_environment() {
+    let key = signer(Algorithm::RS256, "gha-1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let issuer = format!(
+        "[[issuers]]\nname = \"github\"\nprovider = \"github-actions\"\n\
+         issuer = \"https://token.actions.githubusercontent.com\"\n\
+         jwks_uri = \"{}\"\nallow_insecure_http = true\naudiences = [\"https://github.com/octo-org\"]\n",
+        idp.jwks_uri()
+    );
+    let routes = "[[routes]]\nname = \"deploy\"\npath_prefix = \"/deploy\"\n\
+                  claims = { repository = \"octo-org/octo-repo\", environment = \"prod\" }\n";
+    let app = spawn_ready(config_with(&issuer, routes)).await;
+    let token = |repository: &str, environment: &str| {
+        let t = now();
+        key.sign(Algorithm::RS256, &json!({
+            "jti": format!("jti-{}", rand::random::<u64>()),
+            "sub": format!("repo:{repository}:environment:{environment}"),
+            "environment": environment, "aud": "https://github.com/octo-org",
+            "ref": "refs/heads/main", "sha": "example-sha", "repository": repository,
+            "repository_owner": "octo-org", "actor_id": "12", "repository_visibility": "private",
+            "repository_id": "74", "repository_owner_id": "65", "run_id": "example-run-id",
+            "run_number": "10", "run_attempt": "2", "runner_environment": "github-hosted",
+            "actor": "octocat", "workflow": "example-workflow", "head_ref": "", "base_ref": "",
+            "event_name": "workflow_dispatch", "ref_type": "branch",
+            "job_workflow_ref": "octo-org/octo-automation/.github/workflows/oidc.yml@refs/heads/main",
+            "iss": "https://token.actions.githubusercontent.com", "nbf": t - 5, "exp": t + 300, "iat": t
+        }))
+    };
+    let header = "authorization";
+    let bearer = |t: String| format!("Bearer {t}");
+    assert_eq!(
+        auth_with_header(
+            &app,
+            header,
+            &bearer(token("octo-org/octo-repo", "prod")),
+            "/deploy"
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        auth_with_header(
+            &app,
+            header,
+            &bearer(token("octo-org/other", "prod")),
+            "/deploy"
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        auth_with_header(
+            &app,
+            header,
+            &bearer(token("octo-org/octo-repo", "staging")),
+            "/deploy"
+        )
+        .await,
+        403
+    );
+}
+
+#[test]
+fn iap_and_github_actions_presets_need_their_issuer_and_audiences() {
+    assert_config_errors(
+        "[[issuers]]\nname = \"iap\"\nprovider = \"iap\"\nissuer = \"https://iap.example\"\n",
+        &[
+            "issuers[0].issuer: provider \"iap\" needs issuer = \"https://cloud.google.com/iap\"",
+            "issuers[0].audiences: provider \"iap\" needs the audiences",
+        ],
+    );
+    let config = tokend::config::Config::from_toml(
+        "[[issuers]]\nname = \"gh\"\nprovider = \"github-actions\"\n\
+         issuer = \"https://token.actions.githubusercontent.com\"\naudiences = [\"sts.amazonaws.com\"]\n",
+        Vec::new(),
+    )
+    .unwrap();
+    assert!(
+        config.issuers[0].discovery,
+        "keys by discovery on GitHub's issuer"
+    );
+}

@@ -22,6 +22,8 @@ pub enum Provider {
     Iap,
     /// GitHub Actions OIDC tokens (workload identity federation).
     GithubActions,
+    /// Kubernetes projected service-account tokens.
+    Kubernetes,
 }
 
 impl Provider {
@@ -32,6 +34,7 @@ impl Provider {
             Provider::Firebase => "firebase",
             Provider::Iap => "iap",
             Provider::GithubActions => "github-actions",
+            Provider::Kubernetes => "kubernetes",
         }
     }
 }
@@ -53,6 +56,7 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
         Some(Provider::Firebase) => firebase(issuer, at, errors),
         Some(Provider::Iap) => iap(issuer, at, errors),
         Some(Provider::GithubActions) => github_actions(issuer, at, errors),
+        Some(Provider::Kubernetes) => kubernetes(issuer, at, errors),
     }
     if issuer.keys_format == Some(KeysFormat::X509Map) && issuer.jwks_uri.is_none() {
         errors.push(format!(
@@ -235,5 +239,23 @@ fn github_actions(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>)
     fixed_issuer(issuer, GITHUB_ACTIONS_ISSUER, "github-actions", at, errors);
     if no_key_source(issuer) {
         issuer.discovery = true;
+    }
+}
+
+/// Kubernetes projected service-account tokens
+/// (https://kubernetes.io/docs/reference/access-authn-authz/service-accounts-admin/#bound-service-account-tokens):
+/// keys by discovery on the cluster's issuer (EKS, GKE and AKS publish it);
+/// `aud` is what the pod's projected volume asked for, so `audiences` is
+/// required — without it any token of the cluster would pass, the API
+/// server's own included. Route claims read the `kubernetes.io` member
+/// (`"kubernetes.io.namespace" = "payments"`).
+fn kubernetes(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    if no_key_source(issuer) {
+        issuer.discovery = true;
+    }
+    if issuer.audiences.is_empty() {
+        errors.push(format!(
+            "{at}.audiences: provider \"kubernetes\" needs the audience your pods' projected tokens ask for (any token of the cluster would pass without it)"
+        ));
     }
 }

@@ -32,6 +32,10 @@ pub struct IssuerConfig {
     pub required_claim_values: std::collections::BTreeMap<String, String>,
     /// Cognito: which tokens this issuer accepts, `access` (default) or `id`.
     pub cognito_token_use: Option<String>,
+    /// With `{tenantid}` in `issuer` (or an alias): the tenants whose tokens
+    /// pass (`["*"]`: any), each token's `tid` equal to its `iss`'s tenant.
+    #[serde(default)]
+    pub tenants: Vec<String>,
     /// What `jwks_uri` serves: a JWKS (default) or an X.509 map (Firebase).
     pub keys_format: Option<KeysFormat>,
     /// Set by a preset (Firebase): `auth_time` must not lie in the future.

@@ -9,7 +9,7 @@ mod clients;
 mod env;
 mod introspection;
 mod issuers;
-mod providers;
+pub mod providers;
 mod revocation;
 mod routes;
 mod secrets;

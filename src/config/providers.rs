@@ -24,6 +24,8 @@ pub enum Provider {
     GithubActions,
     /// Kubernetes projected service-account tokens.
     Kubernetes,
+    /// Microsoft Entra ID (Azure AD), multi-tenant: one issuer per tenant.
+    Azure,
 }
 
 impl Provider {
@@ -35,6 +37,7 @@ impl Provider {
             Provider::Iap => "iap",
             Provider::GithubActions => "github-actions",
             Provider::Kubernetes => "kubernetes",
+            Provider::Azure => "azure",
         }
     }
 }
@@ -57,7 +60,9 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
         Some(Provider::Iap) => iap(issuer, at, errors),
         Some(Provider::GithubActions) => github_actions(issuer, at, errors),
         Some(Provider::Kubernetes) => kubernetes(issuer, at, errors),
+        Some(Provider::Azure) => azure(issuer, at, errors),
     }
+    tenant_templates(issuer, at, errors);
     if issuer.keys_format == Some(KeysFormat::X509Map) && issuer.jwks_uri.is_none() {
         errors.push(format!(
             "{at}.keys_format: \"x509_map\" is read from jwks_uri: set it"
@@ -256,6 +261,63 @@ fn kubernetes(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
     if issuer.audiences.is_empty() {
         errors.push(format!(
             "{at}.audiences: provider \"kubernetes\" needs the audience your pods' projected tokens ask for (any token of the cluster would pass without it)"
+        ));
+    }
+}
+
+/// The placeholder for a tenant in an issuer spelling.
+pub const TENANT: &str = "{tenantid}";
+const AZURE_V2: &str = "https://login.microsoftonline.com/{tenantid}/v2.0";
+const AZURE_V1: &str = "https://sts.windows.net/{tenantid}/";
+/// Microsoft's keys for every tenant (the multi-tenant, "common" set).
+pub const AZURE_KEYS: &str = "https://login.microsoftonline.com/common/discovery/v2.0/keys";
+
+/// Microsoft Entra ID multi-tenant apps
+/// (https://learn.microsoft.com/en-us/entra/identity-platform/access-tokens#validate-the-issuer):
+/// `iss` is `https://login.microsoftonline.com/<tid>/v2.0` (v2 tokens) or
+/// `https://sts.windows.net/<tid>/` (v1), the token's `tid` must be that
+/// tenant, and the tenant must be one the app serves.
+fn azure(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    if !issuer.issuer.contains(TENANT) && issuer.issuer != AZURE_V2 {
+        errors.push(format!(
+            "{at}.issuer: provider \"azure\" needs issuer = \"{AZURE_V2}\" (or another spelling with {TENANT})"
+        ));
+    }
+    if issuer.issuer == AZURE_V2 && !issuer.issuer_aliases.iter().any(|a| a == AZURE_V1) {
+        issuer.issuer_aliases.push(AZURE_V1.into());
+    }
+    if no_key_source(issuer) {
+        issuer.jwks_uri = Some(AZURE_KEYS.into());
+    }
+    if issuer.audiences.is_empty() {
+        errors.push(format!(
+            "{at}.audiences: provider \"azure\" needs your application id URI or client id (any Entra ID token would pass without it)"
+        ));
+    }
+}
+
+/// `{tenantid}` spellings: once each, with `tenants` to say which pass, and
+/// no discovery (it would fetch from a URL with the placeholder in it).
+fn tenant_templates(issuer: &IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let spellings = std::iter::once(&issuer.issuer).chain(&issuer.issuer_aliases);
+    let templated: Vec<&String> = spellings.filter(|s| s.contains(TENANT)).collect();
+    if templated.iter().any(|s| s.matches(TENANT).count() > 1) {
+        errors.push(format!(
+            "{at}.issuer: {TENANT} may appear once in a spelling"
+        ));
+    }
+    match (templated.is_empty(), issuer.tenants.is_empty()) {
+        (false, true) => errors.push(format!(
+            "{at}.tenants: list the tenant ids whose tokens pass (or [\"*\"] for any): the issuer has {TENANT}"
+        )),
+        (true, false) => errors.push(format!(
+            "{at}.tenants: only for an issuer spelled with {TENANT}"
+        )),
+        _ => {}
+    }
+    if !templated.is_empty() && issuer.discovery {
+        errors.push(format!(
+            "{at}.discovery: not with {TENANT} in the issuer: set jwks_uri"
         ));
     }
 }

@@ -40,6 +40,8 @@ reasons! {
     TypNotAccepted => "typ_not_accepted", "`typ` is missing or not one of the issuer's `token_types`.";
     MissingIssuer => "missing_issuer", "No `iss` claim.";
     UnknownIssuer => "unknown_issuer", "`iss` is not a configured issuer.";
+    TenantNotAllowed => "tenant_not_allowed", "`iss` names a tenant the issuer's `tenants` does not list.";
+    IssuerTenantMismatch => "issuer_tenant_mismatch", "The tenant in `iss` is not the token's `tid`.";
     NoKeys => "no_keys", "The issuer has no usable key set yet.";
     UnknownKid => "unknown_kid", "No key with the token's `kid`, even after a refresh.";
     AmbiguousKid => "ambiguous_kid", "Two keys of the issuer share the token's `kid`.";

@@ -126,6 +126,16 @@ fn detail(
         ),
         Reason::MissingIssuer => "no iss claim".into(),
         Reason::UnknownIssuer => format!("iss {} is not a configured issuer", claim("iss")),
+        Reason::TenantNotAllowed => format!(
+            "iss {} names a tenant that issuer {name}'s tenants {:?} do not list",
+            claim("iss"),
+            issuer.map(|i| i.config.tenants.clone()).unwrap_or_default()
+        ),
+        Reason::IssuerTenantMismatch => format!(
+            "iss {} names another tenant than tid {}",
+            claim("iss"),
+            claim("tid")
+        ),
         Reason::NoKeys => format!("issuer {name} has no key set yet (see GET /admin/issuers)"),
         Reason::UnknownKid => format!(
             "no key with kid {} in issuer {name}'s set, even after a refresh (kids: {})",

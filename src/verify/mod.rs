@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::cache::{CacheMetrics, TokenCache};
+use crate::config::providers::TENANT;
 use crate::jwe::{Decryptor, is_compact_jwe};
 use crate::keys::fetch::FetchError;
 use crate::keys::set::KeySet;
@@ -32,6 +33,8 @@ use crate::token::{Algorithm, Claims, Reason, WholeToken};
 pub struct Verifier {
     issuers: Vec<Arc<IssuerKeys>>,
     by_iss: HashMap<String, IssuerId>,
+    /// Spellings with `{tenantid}`, as the text before and after it.
+    by_template: Vec<(String, String, IssuerId)>,
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
@@ -56,17 +59,27 @@ impl Verifier {
         metrics: Arc<Metrics>,
         revocations: Arc<Revocations>,
     ) -> Verifier {
-        // Every spelling of an issuer's `iss` (config validation keeps them apart).
-        let by_iss = issuers
-            .iter()
-            .flat_map(|i| {
-                let spellings = std::iter::once(&i.config.issuer).chain(&i.config.issuer_aliases);
-                spellings.map(|iss| (iss.clone(), i.id))
-            })
-            .collect();
+        // Every spelling of an issuer's `iss` (config validation keeps them
+        // apart); those with `{tenantid}` are matched around it.
+        let mut by_iss = HashMap::new();
+        let mut by_template = Vec::new();
+        for issuer in &issuers {
+            let config = &issuer.config;
+            for iss in std::iter::once(&config.issuer).chain(&config.issuer_aliases) {
+                match iss.split_once(TENANT) {
+                    Some((before, after)) => {
+                        by_template.push((before.to_owned(), after.to_owned(), issuer.id))
+                    }
+                    None => {
+                        by_iss.insert(iss.clone(), issuer.id);
+                    }
+                }
+            }
+        }
         Verifier {
             issuers,
             by_iss,
+            by_template,
             max_token_bytes,
             metrics,
             revocations,
@@ -138,9 +151,33 @@ impl Verifier {
         self.cache.as_ref()
     }
 
-    /// The issuer whose `issuer` is exactly `iss`.
+    /// The issuer `iss` names: exactly one of its spellings, or one with
+    /// `{tenantid}` and a tenant it lets in.
     pub fn issuer_by_iss(&self, iss: &str) -> Option<&Arc<IssuerKeys>> {
-        self.by_iss.get(iss).map(|id| self.issuer(*id))
+        self.resolve(iss).ok().map(|(id, _)| self.issuer(id))
+    }
+
+    /// The issuer of `iss`, and the tenant it names when it was matched
+    /// around `{tenantid}`.
+    fn resolve<'i>(&self, iss: &'i str) -> Result<(IssuerId, Option<&'i str>), Reason> {
+        if let Some(id) = self.by_iss.get(iss) {
+            return Ok((*id, None));
+        }
+        for (before, after, id) in &self.by_template {
+            let Some(tenant) = iss
+                .strip_prefix(before.as_str())
+                .and_then(|rest| rest.strip_suffix(after.as_str()))
+                .filter(|t| is_tenant_id(t))
+            else {
+                continue;
+            };
+            let tenants = &self.issuer(*id).config.tenants;
+            if !tenants.iter().any(|t| t == "*" || t == tenant) {
+                return Err(Reason::TenantNotAllowed);
+            }
+            return Ok((*id, Some(tenant)));
+        }
+        Err(Reason::UnknownIssuer)
     }
 
     /// The issuer an id names (ids come from this verifier's own table).
@@ -290,8 +327,12 @@ impl Verifier {
         seen.alg = Some(alg);
         let claims = Claims::parse(&jws.payload)?;
         let iss = claims.iss().ok_or(Reason::MissingIssuer)?;
-        let index = *self.by_iss.get(iss).ok_or(Reason::UnknownIssuer)?;
+        let (index, tenant) = self.resolve(iss)?;
         seen.issuer = Some(index);
+        // A tenant's issuer is only good for that tenant's tokens.
+        if tenant.is_some() && tenant != rules::string_claim(&claims, "tid").as_deref() {
+            return Err(Reason::IssuerTenantMismatch);
+        }
         let issuer = self.issuer(index);
         let policy = &issuer.config;
         if !policy.allowed.contains(&alg) {
@@ -304,6 +345,12 @@ impl Verifier {
         check_claims(&claims, policy, now)?;
         Ok(Verified::new(index, alg, key, claims, jws.signing_input))
     }
+}
+
+/// A tenant id as it may stand in an issuer URL: letters, digits and `-`
+/// (Entra ID's are GUIDs), so no `/`, `.` or `%` can move the match.
+fn is_tenant_id(t: &str) -> bool {
+    !t.is_empty() && t.len() <= 64 && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// Finds the issuer's key for the token and checks the signature; an unknown

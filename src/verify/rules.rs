@@ -86,6 +86,14 @@ fn members(claims: &Claims) -> serde_json::Map<String, serde_json::Value> {
     serde_json::from_str(claims.json()).unwrap_or_default()
 }
 
+/// A string claim that tokend does not keep (read from the JSON again).
+pub fn string_claim(claims: &Claims, name: &str) -> Option<String> {
+    match members(claims).remove(name) {
+        Some(serde_json::Value::String(s)) => Some(s),
+        _ => None,
+    }
+}
+
 /// The strings in `names` claims (each a string or an array of strings).
 fn audience_values(claims: &Claims, names: &[String]) -> impl Iterator<Item = String> {
     let members = members(claims);

@@ -11,7 +11,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::api::http;
 use crate::api::probes;
-use crate::api::state::{AppState, Shared};
 use crate::clock::Clock;
 use crate::config::{Backend, Config, OnStale};
 use crate::listen::{Connections, Limits};
@@ -21,6 +20,7 @@ use crate::revocation::redis::RedisStore;
 use crate::revocation::{LocalCopy, Revocations};
 use crate::runtime::{Built, Runtime};
 use crate::serve::{self, Http2};
+use crate::state::{AppState, Shared};
 use crate::tls::ReloadingTls;
 use arc_swap::ArcSwap;
 

@@ -238,5 +238,5 @@ impl Default for Harness {
 
 /// The pairs of a form body, as `/introspect` and `/revoke` read them.
 pub fn form_pairs(body: &[u8]) -> usize {
-    crate::api::http::form_pairs(body).count()
+    crate::request::form_pairs(body).count()
 }

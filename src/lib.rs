@@ -73,6 +73,7 @@ pub mod revocation;
 mod runtime;
 pub mod serve;
 mod signals;
+pub mod state;
 pub mod tls;
 pub mod token;
 pub mod upstream;

@@ -15,11 +15,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::state::AppState;
 use crate::config::{Config, ConfigErrors};
 use crate::keys::IssuerKeys;
 use crate::metrics::{CONFIG_LAST_RELOAD, CONFIG_LAST_RELOAD_OK, CONFIG_RELOADS};
 use crate::runtime::{BuildError, Built, Fresh, Runtime};
+use crate::state::AppState;
 
 /// How often `--watch-config` reads the file.
 pub const WATCH_INTERVAL: Duration = Duration::from_secs(1);

@@ -15,9 +15,9 @@ use super::errors::ApiError;
 use super::front::Measured;
 use super::http::{admit, authenticate, peer};
 use super::revoke::{self, AdminRevocation};
-use super::state::AppState;
 use crate::config::Permission;
 use crate::metrics::{Api, Outcome};
+use crate::state::AppState;
 
 /// The caller of an admin request that was split into parts, with `admin`.
 fn admin_caller(

@@ -6,13 +6,13 @@
 use axum::http::{HeaderMap, HeaderValue};
 
 use super::front;
-use super::state::Shared;
 use crate::assertion;
 use crate::authz::{Decision, Found, RequestHeaders};
 use crate::binding::cert;
 use crate::metrics::Outcome;
 use crate::request::BadRequest;
 use crate::request::{Presented, ProofTarget, RequestFacts};
+use crate::state::Shared;
 use crate::verify::Verdict;
 
 /// What a gateway is told.

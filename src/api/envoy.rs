@@ -22,9 +22,9 @@ use std::collections::HashMap;
 
 use super::edge::{self, Answer};
 use super::front::{self, Measured};
-use super::state::AppState;
 use crate::metrics::Api;
 use crate::request::RequestFacts;
+use crate::state::AppState;
 
 pub struct EnvoyAuthz {
     state: AppState,

@@ -12,12 +12,12 @@ use axum::response::{IntoResponse, Response};
 use super::errors::ApiError;
 use super::front::Measured;
 use super::http::{peer, read_form_parameter};
-use super::state::AppState;
 use crate::events::set::{self, SetError};
 use crate::events::ssf;
 use crate::events::{self, Applied, Source, logout};
 use crate::metrics::{Api, Outcome};
 use crate::revocation::audit;
+use crate::state::AppState;
 
 /// `POST /backchannel-logout`: 200 once the session's revocation is stored;
 /// 400 `invalid_request` with the rule that failed; 503 when the store

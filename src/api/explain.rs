@@ -8,9 +8,9 @@ use serde_json::json;
 
 use super::errors::ApiError;
 use super::http::admit;
-use super::state::AppState;
 use crate::config::Permission;
 use crate::request::{Presented, RequestFacts, TokenSource};
+use crate::state::AppState;
 use crate::verify::Verdict;
 
 #[derive(serde::Deserialize)]

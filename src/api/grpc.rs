@@ -9,10 +9,10 @@ use super::errors::ApiError;
 use super::front::Measured;
 use super::probes::readiness;
 use super::revoke;
-use super::state::AppState;
 use crate::callers::Caller;
 use crate::metrics::{Api, Outcome};
 use crate::request::{Presented, ProofTarget, TokenSource};
+use crate::state::AppState;
 use crate::verify::{Verdict, Verified};
 
 pub mod pb {

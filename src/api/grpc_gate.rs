@@ -17,11 +17,11 @@ use tonic::Status;
 use tonic::server::NamedService;
 
 use super::errors::ApiError;
-use super::state::AppState;
 use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
 use crate::metrics::Api;
 use crate::serve::GrpcPeer;
+use crate::state::AppState;
 
 /// What the gate knows about each method: the permission and the body limit.
 struct Method {

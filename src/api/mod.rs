@@ -15,4 +15,3 @@ pub mod http;
 pub mod introspection;
 pub mod probes;
 pub mod revoke;
-pub mod state;

@@ -10,7 +10,7 @@ use axum::routing::get;
 use serde_json::{Map, Value, json};
 
 use super::errors::ApiError;
-use super::state::{AppState, Shared};
+use crate::state::{AppState, Shared};
 
 /// Probes and metrics, also served alone on `server.metrics_addr`.
 pub fn probe_routes() -> Router<AppState> {

@@ -5,11 +5,11 @@
 use serde::Deserialize;
 
 use super::errors::ApiError;
-use super::state::Shared;
 use crate::callers::Caller;
 use crate::request::{Presented, TokenSource};
 use crate::revocation::{Entry, StoreError, audit, expiry_after};
 use crate::runtime::Runtime;
+use crate::state::Shared;
 use crate::verify::{Proof, Verdict, Verified};
 
 fn unavailable(e: StoreError) -> ApiError {

@@ -57,6 +57,17 @@ enum Alg {
     EcdhEsA256Kw,
 }
 
+/// Every key management `alg` tokend opens (SPEC's list), by name.
+pub const ALGS: [&str; 5] = [
+    "RSA-OAEP",
+    "RSA-OAEP-256",
+    "ECDH-ES",
+    "ECDH-ES+A128KW",
+    "ECDH-ES+A256KW",
+];
+/// Every content encryption `enc` tokend opens, by name.
+pub const ENCS: [&str; 4] = ["A128GCM", "A256GCM", "A128CBC-HS256", "A256CBC-HS512"];
+
 /// Content encryption algorithms, with their key lengths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Enc {
@@ -409,6 +420,12 @@ mod tests {
 
     /// RFC 7518 §4.6.2: SHA-256 over the counter, Z and the length-prefixed
     /// AlgorithmID, PartyUInfo, PartyVInfo, then the key length in bits.
+    #[test]
+    fn every_listed_name_parses() {
+        assert!(ALGS.iter().all(|a| Alg::parse(a).is_some()));
+        assert!(ENCS.iter().all(|e| Enc::parse(e).is_some()));
+    }
+
     #[test]
     fn concat_kdf_follows_its_definition() {
         let z = [7u8; 32];

@@ -5,9 +5,11 @@
 //! and, later, sender-constraint checks read it. It depends on nothing else in
 //! tokend, so configuration checks can normalize a route's path as requests are.
 
+mod form;
 mod presented;
 mod target;
 
+pub use form::form_pairs;
 pub use presented::{
     Presented, ProofTarget, RequestFacts, Scheme, TokenSource, authorization_token, bearer,
 };

@@ -13,14 +13,7 @@ use tokend::token::Algorithm;
 
 const ISS: &str = "https://idp.test";
 const OTHER: &str = "https://other.test";
-const ALGS: [&str; 5] = [
-    "RSA-OAEP",
-    "RSA-OAEP-256",
-    "ECDH-ES",
-    "ECDH-ES+A128KW",
-    "ECDH-ES+A256KW",
-];
-const ENCS: [&str; 4] = ["A128GCM", "A256GCM", "A128CBC-HS256", "A256CBC-HS512"];
+use tokend::jwe::{ALGS, ENCS};
 
 fn rsa_jwk() -> Value {
     serde_json::from_str(include_str!("../fixtures/jwe/rsa-2048.private.json")).unwrap()

@@ -36,8 +36,19 @@ pub struct IssuerConfig {
     /// pass (`["*"]`: any), each token's `tid` equal to its `iss`'s tenant.
     #[serde(default)]
     pub tenants: Vec<String>,
-    /// What `jwks_uri` serves: a JWKS (default) or an X.509 map (Firebase).
+    /// What `jwks_uri` serves: a JWKS (default) or an X.509 map (Firebase);
+    /// or `pem_by_kid`: one PEM key per `kid` at `keys_url_template` (AWS ALB).
     pub keys_format: Option<KeysFormat>,
+    /// With `keys_format = "pem_by_kid"`: the key URL, `{kid}` standing for
+    /// the token's (validated) `kid`.
+    pub keys_url_template: Option<String>,
+    /// Protected-header members that must be one of these strings (ALB's
+    /// `signer` and `client`), checked after the signature.
+    #[serde(default)]
+    pub header_claim_values: std::collections::BTreeMap<String, Vec<String>>,
+    /// Set by a preset (ALB): segments may carry base64 `=` padding.
+    #[serde(skip)]
+    pub padded_base64: bool,
     /// Set by a preset (Firebase): `auth_time` must not lie in the future.
     #[serde(skip)]
     pub auth_time_in_past: bool,
@@ -133,6 +144,9 @@ pub struct IssuerConfig {
     pub ssf_discovery: bool,
 }
 
+/// The placeholder for a token's `kid` in `keys_url_template`.
+pub const KID: &str = "{kid}";
+
 /// Whether an issuer's tokens may, must or must not be DPoP-bound.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -151,6 +165,8 @@ pub enum KeysFormat {
     Jwks,
     /// `{"kid": "-----BEGIN CERTIFICATE-----…"}` (Google's service-account keys).
     X509Map,
+    /// One PEM public key per `kid`, fetched on first sight (AWS ALB).
+    PemByKid,
 }
 
 /// Where an issuer's keys come from.
@@ -162,6 +178,8 @@ pub enum KeySourceConfig {
     JwksUri(String),
     /// An X.509 certificate map at this URL.
     X509MapUri(String),
+    /// PEM keys by `kid`, at this URL template.
+    PemByKid(String),
     JwksFile(PathBuf),
     Inline(String),
     Hmac,
@@ -175,10 +193,12 @@ impl IssuerConfig {
             KeySourceConfig::SsfDiscovery
         } else if self.discovery {
             KeySourceConfig::Discovery
+        } else if let Some(template) = &self.keys_url_template {
+            KeySourceConfig::PemByKid(template.clone())
         } else if let Some(uri) = &self.jwks_uri {
             match self.keys_format.unwrap_or_default() {
-                KeysFormat::Jwks => KeySourceConfig::JwksUri(uri.clone()),
                 KeysFormat::X509Map => KeySourceConfig::X509MapUri(uri.clone()),
+                _ => KeySourceConfig::JwksUri(uri.clone()),
             }
         } else if let Some(path) = &self.jwks_file {
             KeySourceConfig::JwksFile(path.clone())
@@ -243,6 +263,7 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
     let sources = [
         issuer.discovery,
         issuer.jwks_uri.is_some(),
+        issuer.keys_url_template.is_some(),
         issuer.jwks_file.is_some() || issuer.inline_jwks.is_some(),
         hmac_given.iter().any(|b| *b),
     ];
@@ -251,10 +272,10 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
         // Opaque tokens only: keys are not needed.
         0 if issuer.introspection_endpoint.is_some() => {}
         0 => errors.push(format!(
-            "{at}: no key source; set one of discovery = true, jwks_uri, jwks_file, hmac_secret(_env/_file) (or introspection_endpoint, for opaque tokens)"
+            "{at}: no key source; set one of discovery = true, jwks_uri, keys_url_template, jwks_file, hmac_secret(_env/_file) (or introspection_endpoint, for opaque tokens)"
         )),
         _ => errors.push(format!(
-            "{at}: more than one key source; set only one of discovery, jwks_uri, jwks_file, hmac_secret(_env/_file)"
+            "{at}: more than one key source; set only one of discovery, jwks_uri, keys_url_template, jwks_file, hmac_secret(_env/_file)"
         )),
     }
     if hmac_given.iter().filter(|b| **b).count() > 1 {
@@ -262,7 +283,7 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
             "{at}: set only one of hmac_secret, hmac_secret_env, hmac_secret_file"
         ));
     }
-    let is_hmac = sources[3];
+    let is_hmac = sources[4];
     let allow_http = issuer.allow_insecure_http;
     let check_url = |errors: &mut Vec<String>, key: &str, url: &str| {
         super::check_url(at, key, url, allow_http, errors)
@@ -272,6 +293,9 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
     }
     if let Some(uri) = &issuer.jwks_uri {
         check_url(errors, "jwks_uri", uri);
+    }
+    if let Some(template) = &issuer.keys_url_template {
+        check_url(errors, "keys_url_template", &template.replace(KID, "kid"));
     }
     super::introspection::validate(issuer, at, errors);
     if let Some(path) = &issuer.jwks_file
@@ -293,7 +317,7 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
 
     // Fetched key sets never hold symmetric keys and an HMAC issuer holds nothing
     // else; a local jwks_file may hold either kind (never both: see KeySet).
-    let is_file = sources[2] && !is_hmac;
+    let is_file = sources[3] && !is_hmac;
     let fits = |alg: Algorithm| is_file || is_hmac == (alg.family() == Family::Hmac);
     issuer.allowed.clear();
     for (j, name) in issuer.algorithms.iter().enumerate() {

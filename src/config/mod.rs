@@ -20,7 +20,7 @@ pub use assertion::AssertionConfig;
 pub use cache::CacheConfig;
 pub use clients::{ClientConfig, Permission};
 pub use introspection::{ClientAuth, Endpoint, Introspection};
-pub use issuers::{DpopMode, IssuerConfig, KeySourceConfig, KeysFormat};
+pub use issuers::{DpopMode, IssuerConfig, KID, KeySourceConfig, KeysFormat};
 pub use providers::Provider;
 pub use revocation::{Backend, OnStale, RevocationConfig};
 pub use routes::{AuthorizationConfig, DefaultDecision, RouteConfig, TokenSourceSpec};

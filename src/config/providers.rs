@@ -6,7 +6,7 @@
 use serde::Deserialize;
 
 use super::IssuerConfig;
-use super::issuers::KeysFormat;
+use super::issuers::{KID, KeysFormat};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -26,6 +26,8 @@ pub enum Provider {
     Kubernetes,
     /// Microsoft Entra ID (Azure AD), multi-tenant: one issuer per tenant.
     Azure,
+    /// AWS Application Load Balancer's `x-amzn-oidc-data`.
+    Alb,
 }
 
 impl Provider {
@@ -38,6 +40,7 @@ impl Provider {
             Provider::GithubActions => "github-actions",
             Provider::Kubernetes => "kubernetes",
             Provider::Azure => "azure",
+            Provider::Alb => "alb",
         }
     }
 }
@@ -61,8 +64,10 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
         Some(Provider::GithubActions) => github_actions(issuer, at, errors),
         Some(Provider::Kubernetes) => kubernetes(issuer, at, errors),
         Some(Provider::Azure) => azure(issuer, at, errors),
+        Some(Provider::Alb) => alb(issuer, at, errors),
     }
     tenant_templates(issuer, at, errors);
+    pem_by_kid(issuer, at, errors);
     if issuer.keys_format == Some(KeysFormat::X509Map) && issuer.jwks_uri.is_none() {
         errors.push(format!(
             "{at}.keys_format: \"x509_map\" is read from jwks_uri: set it"
@@ -87,6 +92,13 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
         errors.push(format!(
             "{at}.required_claim_values: claim names must not be empty"
         ));
+    }
+    for (name, values) in &issuer.header_claim_values {
+        if name.is_empty() || values.is_empty() {
+            errors.push(format!(
+                "{at}.header_claim_values: each member needs a name and at least one value"
+            ));
+        }
     }
 }
 
@@ -201,6 +213,7 @@ const GITHUB_ACTIONS_ISSUER: &str = "https://token.actions.githubusercontent.com
 fn no_key_source(issuer: &IssuerConfig) -> bool {
     !issuer.discovery
         && issuer.jwks_uri.is_none()
+        && issuer.keys_url_template.is_none()
         && issuer.jwks_file.is_none()
         && issuer.hmac_secret.is_none()
         && issuer.hmac_secret_env.is_none()
@@ -319,5 +332,96 @@ fn tenant_templates(issuer: &IssuerConfig, at: &str, errors: &mut Vec<String>) {
         errors.push(format!(
             "{at}.discovery: not with {TENANT} in the issuer: set jwks_uri"
         ));
+    }
+}
+
+/// AWS ALB's `x-amzn-oidc-data`
+/// (https://docs.aws.amazon.com/elasticloadbalancing/latest/application/listener-authenticate-users.html#user-claims-encoding):
+/// ES256, one PEM key per `kid` at the region's key endpoint, padded
+/// base64url, and in the protected header `signer` (the load balancer's ARN)
+/// and `client` (the OIDC client id). The regional endpoint serves the keys
+/// of every load balancer in the region, so `signer` must be checked: without
+/// it any ALB's token, anyone's, would pass.
+fn alb(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let signers = issuer
+        .header_claim_values
+        .get("signer")
+        .cloned()
+        .unwrap_or_default();
+    if signers.is_empty() {
+        errors.push(format!(
+            "{at}.header_claim_values.signer: provider \"alb\" needs your load balancers' ARNs (the region's key endpoint serves every ALB's keys: without them any ALB's token would pass)"
+        ));
+    }
+    if !issuer.audiences.is_empty() {
+        errors.push(format!(
+            "{at}.audiences: ALB tokens carry no aud: put your OIDC client ids in header_claim_values.client"
+        ));
+    }
+    if no_key_source(issuer) {
+        let regions: Option<std::collections::BTreeSet<&str>> =
+            signers.iter().map(|arn| alb_region(arn)).collect();
+        match regions {
+            Some(regions) if regions.len() == 1 => {
+                let region = regions.into_iter().next().unwrap_or_default();
+                issuer.keys_url_template = Some(format!(
+                    "https://public-keys.auth.elb.{region}.amazonaws.com/{KID}"
+                ));
+            }
+            _ if signers.is_empty() => {}
+            _ => errors.push(format!(
+                "{at}.keys_url_template: set it (the signer ARNs name no single AWS region)"
+            )),
+        }
+    }
+    if issuer.keys_url_template.is_some() {
+        issuer.keys_format.get_or_insert(KeysFormat::PemByKid);
+    }
+    if issuer.algorithms.is_empty() {
+        issuer.algorithms = vec!["ES256".into()];
+    }
+    issuer.padded_base64 = true;
+}
+
+/// The region of a load balancer ARN
+/// (`arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/app/…`).
+fn alb_region(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    let (Some("arn"), Some("aws"), Some("elasticloadbalancing"), Some(region)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let well_formed = !region.is_empty()
+        && region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    well_formed.then_some(region)
+}
+
+/// `keys_format = "pem_by_kid"` and `keys_url_template` come together; the
+/// template holds `{kid}` once, in its path, so a `kid` can never choose
+/// the host.
+fn pem_by_kid(issuer: &IssuerConfig, at: &str, errors: &mut Vec<String>) {
+    let wanted = issuer.keys_format == Some(KeysFormat::PemByKid);
+    match (&issuer.keys_url_template, wanted) {
+        (None, true) => errors.push(format!(
+            "{at}.keys_format: \"pem_by_kid\" is read from keys_url_template: set it"
+        )),
+        (Some(_), false) => errors.push(format!(
+            "{at}.keys_url_template: only with keys_format = \"pem_by_kid\""
+        )),
+        (Some(template), true) => {
+            let in_path = template
+                .split_once(KID)
+                .and_then(|(before, _)| before.split_once("://"))
+                .is_some_and(|(_, rest)| rest.contains('/'));
+            if template.matches(KID).count() != 1 || !in_path {
+                errors.push(format!(
+                    "{at}.keys_url_template: must hold {KID} once, in the path (https://host/…/{KID})"
+                ));
+            }
+        }
+        (None, false) => {}
     }
 }

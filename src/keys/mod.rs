@@ -9,6 +9,7 @@
 
 pub mod fetch;
 pub mod jwk;
+pub mod pem;
 pub mod set;
 pub mod source;
 pub mod x509;
@@ -71,6 +72,8 @@ pub struct IssuerKeys {
     attempts: watch::Sender<u64>,
     /// Milliseconds since `epoch` of the last unknown-kid refresh (0: never).
     last_kid_refresh_ms: AtomicU64,
+    /// The attempt count at which that refresh will have finished.
+    kid_refresh_target: AtomicU64,
     epoch: Instant,
     source: Box<dyn KeySource>,
     metrics: Arc<Metrics>,
@@ -94,6 +97,7 @@ impl IssuerKeys {
             wake: Notify::new(),
             attempts: watch::channel(0).0,
             last_kid_refresh_ms: AtomicU64::new(0),
+            kid_refresh_target: AtomicU64::new(0),
             epoch: Instant::now(),
             source,
             metrics,
@@ -176,29 +180,37 @@ impl IssuerKeys {
     /// Called by a request whose `kid` is unknown. Triggers one refresh unless one
     /// ran within `unknown_kid_refresh_seconds`, and waits (bounded) for it. Returns
     /// whether a refresh finished, i.e. whether looking again can help.
-    pub async fn refresh_for_unknown_kid(&self) -> bool {
-        if !self.source.is_remote() {
+    pub async fn refresh_for_unknown_kid(&self, kid: Option<&str>) -> bool {
+        if !self.source.want(kid) {
             return false;
         }
+        let mut attempts = self.attempts.subscribe();
         let now_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
         let interval_ms = self.config.unknown_kid_refresh_seconds * 1000;
         let last = self.last_kid_refresh_ms.load(Ordering::Acquire);
-        if last != 0 && now_ms < last + interval_ms {
-            return false;
-        }
-        if self
-            .last_kid_refresh_ms
-            .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
-            .is_err()
-        {
-            return false; // another request won the race and triggered it
-        }
-        let mut attempts = self.attempts.subscribe();
-        tracing::debug!(issuer = %self.config.name, "unknown kid: refreshing keys");
-        self.wake.notify_one();
+        let triggered = (last == 0 || now_ms >= last + interval_ms)
+            && self
+                .last_kid_refresh_ms
+                .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        let target = if triggered {
+            let target = *attempts.borrow() + 1;
+            self.kid_refresh_target.store(target, Ordering::Release);
+            tracing::debug!(issuer = %self.config.name, "unknown kid: refreshing keys");
+            self.wake.notify_one();
+            target
+        } else {
+            // Single flight: a request that comes while the refresh another
+            // one triggered is running waits for it too, and looks again.
+            let target = self.kid_refresh_target.load(Ordering::Acquire);
+            if *attempts.borrow() >= target {
+                return false;
+            }
+            target
+        };
         matches!(
-            tokio::time::timeout(UNKNOWN_KID_WAIT, attempts.changed()).await,
-            Ok(Ok(()))
+            tokio::time::timeout(UNKNOWN_KID_WAIT, attempts.wait_for(|n| *n >= target)).await,
+            Ok(Ok(_))
         )
     }
 

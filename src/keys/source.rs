@@ -22,10 +22,16 @@ pub trait KeySource: Send + Sync {
     /// Reads the keys as they are now.
     fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>>;
 
-    /// Whether loading again can find new keys (only then does a token with
-    /// an unknown `kid` trigger a refresh).
+    /// Whether loading again can find new keys.
     fn is_remote(&self) -> bool {
         false
+    }
+
+    /// Told the `kid` of a token no key matched, before a refresh is asked
+    /// for: whether loading again could find it (only then is one asked
+    /// for). A source that fetches by `kid` remembers it for its next load.
+    fn want(&self, _kid: Option<&str>) -> bool {
+        self.is_remote()
     }
 }
 
@@ -50,6 +56,9 @@ pub fn from_config(config: &IssuerConfig) -> Result<Box<dyn KeySource>, RefreshE
             fetcher: Fetcher::new(config)?,
             url,
         }),
+        KeySourceConfig::PemByKid(template) => {
+            Box::new(super::pem::PemByKid::new(Fetcher::new(config)?, template))
+        }
         KeySourceConfig::JwksFile(path) => Box::new(JwksFile { path }),
         KeySourceConfig::Inline(jwks) => Box::new(InlineJwks { jwks }),
         KeySourceConfig::Hmac => Box::new(HmacSecret {

@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value, json};
 use x509_parser::public_key::PublicKey;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 use super::jwk::Source;
 use super::set::{JwksError, KeySet};
@@ -37,24 +38,23 @@ fn jwk(kid: &str, pem: &str, now: i64) -> Option<Value> {
     if now < validity.not_before.timestamp() || now > validity.not_after.timestamp() {
         return None;
     }
+    spki_jwk(kid, cert.public_key())
+}
+
+/// The JWK of a public key (RSA, or EC on P-256 / P-384) under `kid`;
+/// `None` for any other key.
+pub fn spki_jwk(kid: &str, spki: &SubjectPublicKeyInfo) -> Option<Value> {
     let mut key = Map::new();
     key.insert("kid".into(), kid.into());
     key.insert("use".into(), "sig".into());
-    match cert.public_key().parsed().ok()? {
+    match spki.parsed().ok()? {
         PublicKey::RSA(rsa) => {
             key.insert("kty".into(), "RSA".into());
             key.insert("n".into(), b64(unsigned(rsa.modulus)).into());
             key.insert("e".into(), b64(unsigned(rsa.exponent)).into());
         }
         PublicKey::EC(point) => {
-            let crv = match cert
-                .public_key()
-                .algorithm
-                .parameters
-                .as_ref()?
-                .as_oid()
-                .ok()?
-            {
+            let crv = match spki.algorithm.parameters.as_ref()?.as_oid().ok()? {
                 oid if oid == x509_parser::oid_registry::OID_EC_P256 => "P-256",
                 oid if oid == x509_parser::oid_registry::OID_NIST_EC_P384 => "P-384",
                 _ => return None,

@@ -8,7 +8,8 @@
 //! come only from the issuer's own key set.
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
@@ -21,6 +22,8 @@ use super::reason::Reason;
 #[derive(Debug)]
 pub struct Jws<'a> {
     pub header: Header,
+    /// The protected header's JSON, for the rare rule on another member.
+    pub header_json: Vec<u8>,
     /// `BASE64URL(header) . BASE64URL(payload)`: the bytes the signature covers.
     pub signing_input: &'a [u8],
     pub payload: Vec<u8>,
@@ -38,6 +41,22 @@ pub struct Header {
 impl<'a> Jws<'a> {
     /// Splits and decodes a compact JWS of at most `max_bytes` bytes.
     pub fn parse(token: &'a str, max_bytes: usize) -> Result<Jws<'a>, Reason> {
+        Jws::parse_with(token, max_bytes, b64_decode)
+    }
+
+    /// As [`Jws::parse`], but each segment may carry the `=` padding of
+    /// RFC 4648 §5 (AWS ALB sends it) — then it must: one spelling per
+    /// token, so a token revoked by its hash has no twin. The signature is
+    /// still over the bytes as received. Only for issuers that need it.
+    pub fn parse_padded(token: &'a str, max_bytes: usize) -> Result<Jws<'a>, Reason> {
+        Jws::parse_with(token, max_bytes, b64_decode_padded)
+    }
+
+    fn parse_with(
+        token: &'a str,
+        max_bytes: usize,
+        decode: fn(&str) -> Result<Vec<u8>, Reason>,
+    ) -> Result<Jws<'a>, Reason> {
         if token.len() > max_bytes {
             return Err(Reason::TooLarge);
         }
@@ -47,13 +66,14 @@ impl<'a> Jws<'a> {
         else {
             return Err(Reason::Malformed);
         };
-        let header_bytes = b64_decode(h)?;
-        let header = parse_header(&header_bytes)?;
-        let payload = b64_decode(p)?;
-        let signature = b64_decode(s)?;
+        let header_json = decode(h)?;
+        let header = parse_header(&header_json)?;
+        let payload = decode(p)?;
+        let signature = decode(s)?;
         let signing_input = &token.as_bytes()[..h.len() + 1 + p.len()];
         Ok(Jws {
             header,
+            header_json,
             signing_input,
             payload,
             signature,
@@ -65,6 +85,19 @@ impl<'a> Jws<'a> {
 /// whitespace, no non-canonical trailing bits.
 pub fn b64_decode(segment: &str) -> Result<Vec<u8>, Reason> {
     URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| Reason::BadBase64)
+}
+
+/// base64url with canonical `=` padding (required where the length needs
+/// it) and canonical trailing bits.
+const URL_SAFE_PADDED: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::RequireCanonical),
+);
+
+fn b64_decode_padded(segment: &str) -> Result<Vec<u8>, Reason> {
+    URL_SAFE_PADDED
         .decode(segment)
         .map_err(|_| Reason::BadBase64)
 }

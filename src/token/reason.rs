@@ -57,6 +57,7 @@ reasons! {
     MissingRequiredClaim => "missing_required_claim", "A claim in `required_claims` is absent.";
     AuthTimeInFuture => "auth_time_in_future", "`auth_time` is in the future (beyond leeway), for an issuer that checks it (Firebase).";
     ClaimValueMismatch => "claim_value_mismatch", "A claim in `required_claim_values` is absent or not that exact string.";
+    HeaderValueMismatch => "header_value_mismatch", "A protected-header member in `header_claim_values` (ALB's `signer`, `client`) is absent or none of its values.";
     Revoked => "revoked", "The token is covered by a revocation entry.";
     StoreStale => "store_stale", "The revocation copy is stale and `on_stale = \"fail_closed\"`.";
     UpstreamInactive => "upstream_inactive", "An opaque token no issuer's introspection endpoint called active.";

@@ -64,7 +64,8 @@ fn peek(token: &str) -> (Option<Value>, Option<Value>) {
     let mut next = || {
         parts
             .next()
-            .and_then(|p| b64_decode(p).ok())
+            // For display only: ALB's padding is read too.
+            .and_then(|p| b64_decode(p.trim_end_matches('=')).ok())
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .filter(Value::is_object)
     };
@@ -105,7 +106,9 @@ fn detail(
             "{} dot-separated segments: not a compact JWS (3), and not an opaque token tokend can introspect (no issuer has an introspection_endpoint, or it is not an RFC 6750 b64token)",
             token.split('.').count()
         ),
-        Reason::BadBase64 => "a segment is not strict unpadded base64url".into(),
+        Reason::BadBase64 => {
+            "a segment is not strict unpadded base64url (padding is accepted, and then required, only for provider = \"alb\")".into()
+        }
         Reason::BadHeader => "the header is not a JSON object of well-formed members".into(),
         Reason::BadClaims => {
             "the payload is not a JSON object with well-typed registered claims".into()
@@ -197,6 +200,17 @@ fn detail(
                 .iter()
                 .filter(|(n, v)| claim(n).as_str() != Some(v.as_str()))
                 .map(|(n, v)| format!("{n} is {} (required: {v:?})", claim(n)))
+                .collect();
+            wrong.join(", ")
+        }
+        Reason::HeaderValueMismatch => {
+            let pinned = issuer
+                .map(|i| i.config.header_claim_values.clone())
+                .unwrap_or_default();
+            let wrong: Vec<String> = pinned
+                .iter()
+                .filter(|(n, v)| !header.and_then(|h| h.get(n.as_str())).and_then(Value::as_str).is_some_and(|got| v.iter().any(|want| want == got)))
+                .map(|(n, v)| format!("header {n} is {} (one of {v:?} required)", header_member(n)))
                 .collect();
             wrong.join(", ")
         }

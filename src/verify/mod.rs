@@ -35,6 +35,8 @@ pub struct Verifier {
     by_iss: HashMap<String, IssuerId>,
     /// Spellings with `{tenantid}`, as the text before and after it.
     by_template: Vec<(String, String, IssuerId)>,
+    /// Whether some issuer's tokens come base64-padded (ALB).
+    any_padded: bool,
     max_token_bytes: usize,
     metrics: Arc<Metrics>,
     revocations: Arc<Revocations>,
@@ -77,6 +79,7 @@ impl Verifier {
             }
         }
         Verifier {
+            any_padded: issuers.iter().any(|i| i.config.padded_base64),
             issuers,
             by_iss,
             by_template,
@@ -322,7 +325,12 @@ impl Verifier {
         now: u64,
         seen: &mut Seen,
     ) -> Result<Verified, Reason> {
-        let jws = Jws::parse(token, self.max_token_bytes)?;
+        let (jws, padded) = match Jws::parse(token, self.max_token_bytes) {
+            Err(Reason::BadBase64) if self.any_padded => {
+                (Jws::parse_padded(token, self.max_token_bytes)?, true)
+            }
+            parsed => (parsed?, false),
+        };
         let alg = jws.header.alg;
         seen.alg = Some(alg);
         let claims = Claims::parse(&jws.payload)?;
@@ -335,6 +343,10 @@ impl Verifier {
         }
         let issuer = self.issuer(index);
         let policy = &issuer.config;
+        // Padding is one cloud's quirk: every other issuer's tokens stay strict.
+        if padded && !policy.padded_base64 {
+            return Err(Reason::BadBase64);
+        }
         if !policy.allowed.contains(&alg) {
             return Err(Reason::AlgNotAllowed);
         }
@@ -343,6 +355,7 @@ impl Verifier {
         }
         let key = verify_signature(issuer, &jws).await?;
         check_claims(&claims, policy, now)?;
+        rules::check_header(&jws, policy)?;
         Ok(Verified::new(index, alg, key, claims, jws.signing_input))
     }
 }
@@ -361,7 +374,11 @@ pub async fn verify_signature(issuer: &IssuerKeys, jws: &Jws<'_>) -> Result<u64,
     }
     let first = verify_with(&issuer.keys(), jws);
     match first {
-        Err(Reason::UnknownKid) if issuer.refresh_for_unknown_kid().await => {
+        Err(Reason::UnknownKid)
+            if issuer
+                .refresh_for_unknown_kid(jws.header.kid.as_deref())
+                .await =>
+        {
             verify_with(&issuer.keys(), jws)
         }
         other => other,

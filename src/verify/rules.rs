@@ -3,7 +3,28 @@
 //! by [`crate::token::claims`].
 
 use crate::config::IssuerConfig;
+use crate::token::parse::{Jws, parse_object};
 use crate::token::{Claims, Reason};
+
+/// The protected-header members an issuer pins (`header_claim_values`:
+/// ALB's `signer` and `client`), each a string among its values.
+pub fn check_header(jws: &Jws<'_>, policy: &IssuerConfig) -> Result<(), Reason> {
+    if policy.header_claim_values.is_empty() {
+        return Ok(());
+    }
+    let header = parse_object(&jws.header_json).map_err(|_| Reason::BadHeader)?;
+    let holds = |(name, values): (&String, &Vec<String>)| {
+        header
+            .get(name)
+            .and_then(serde_json::Value::as_str)
+            .is_some_and(|got| values.iter().any(|want| want == got))
+    };
+    if policy.header_claim_values.iter().all(holds) {
+        Ok(())
+    } else {
+        Err(Reason::HeaderValueMismatch)
+    }
+}
 
 /// A JWT's claims at `now` (Unix seconds): `exp` present (RFC 8725 §3.10's
 /// advice made a rule), then every rule of [`check_answer_claims`].

@@ -2,6 +2,7 @@
 //! its cloud's documentation shows them, and the attacks it exists to stop —
 //! one file per cloud.
 
+mod alb;
 mod aws;
 mod entra;
 mod google;

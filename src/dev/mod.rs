@@ -4,10 +4,12 @@
 //! directly, and also published as discovery document and JWKS) and opaque
 //! tokens of its own behind an introspection endpoint ([`opaque`]), `POST
 //! /dev/token` to mint tokens for it, a client key for DPoP-bound tokens and
-//! their proofs ([`dpop`]), a `dev` client with a random secret and
+//! their proofs ([`dpop`]), a stand-in AWS load balancer and its padded
+//! `x-amzn-oidc-data` tokens ([`alb`]), a `dev` client with a random secret and
 //! every permission, the memory revocation store, and listeners on 127.0.0.1
 //! only. The printed walkthrough needs nothing but curl.
 
+mod alb;
 mod dpop;
 mod opaque;
 
@@ -38,6 +40,7 @@ pub struct DevIssuer {
     signers: Vec<(Algorithm, Signer)>,
     opaque: opaque::OpaqueTokens,
     dpop: dpop::DpopClient,
+    alb: alb::DevAlb,
     clock: Clock,
 }
 
@@ -86,6 +89,9 @@ scopes_any = ["orders:read", "orders:write"]
 
 [assertion]
 enabled = true
+
+[authorization]
+token_sources = ["header:authorization", "header:x-amzn-oidc-data"]
 "#;
 
 /// Builds the dev configuration: SPEC defaults on 127.0.0.1, overridable by the
@@ -133,10 +139,17 @@ pub fn setup(
         opaque::CLIENT_ID,
     ))
     .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
-    config.issuers = vec![IssuerConfig {
-        inline_jwks: Some(keys.to_string()),
-        ..issuer_config
-    }];
+    let alb = alb::DevAlb::new(format!("{issuer}/alb"));
+    let alb_config: IssuerConfig =
+        toml::from_str(&alb.issuer_toml(&format!("http://{}", config.server.http_addr)))
+            .map_err(|e| ConfigErrors(vec![e.to_string()]))?;
+    config.issuers = vec![
+        IssuerConfig {
+            inline_jwks: Some(keys.to_string()),
+            ..issuer_config
+        },
+        alb_config,
+    ];
     let client_secret = random_hex(24);
     let client: ClientConfig = toml::from_str(&format!(
         "id = \"dev\"\nsecret = \"{client_secret}\"\npermissions = [\"introspect\", \"revoke\", \"admin\"]\n"
@@ -152,6 +165,7 @@ pub fn setup(
             signers,
             opaque,
             dpop: dpop::DpopClient::generate(),
+            alb,
             clock,
         }),
         client_secret,
@@ -227,6 +241,8 @@ pub fn routes(issuer: Arc<DevIssuer>) -> Router {
         .route("/dev/logout-token", post(mint_logout_token))
         .route("/dev/revoke", post(opaque::revoke))
         .route("/dev/dpop-proof", post(dpop::mint_proof))
+        .route("/dev/alb-token", post(alb::mint))
+        .route("/dev/alb-keys/{kid}", get(alb::key))
         .route("/dev/.well-known/openid-configuration", get(discovery))
         .route(
             "/dev/jwks",
@@ -362,6 +378,9 @@ BOUND=$(curl -s -X POST {base}/dev/token -H 'content-type: application/json' -d 
 PROOF=$(curl -s -X POST {base}/dev/dpop-proof -H 'content-type: application/json' -d \"{{\\\"htm\\\":\\\"GET\\\",\\\"htu\\\":\\\"http://api.example/orders\\\",\\\"token\\\":\\\"$BOUND\\\"}}\")
 curl -s -o /dev/null -w '%{{http_code}}\\n' -H \"Authorization: DPoP $BOUND\" -H \"DPoP: $PROOF\" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Host: api.example' -H 'X-Forwarded-Uri: /orders' {base}/auth
 curl -s -o /dev/null -w '%{{http_code}} %header{{www-authenticate}}\\n' -H \"Authorization: DPoP $BOUND\" -H \"DPoP: $PROOF\" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Host: api.example' -H 'X-Forwarded-Uri: /orders' {base}/auth
+# 11. behind AWS ALB: the user's claims in X-Amzn-Oidc-Data (ES256, base64 padded as ALB pads it, the key fetched per kid on first sight, signer checked): 200
+ALB=$(curl -s -X POST {base}/dev/alb-token -H 'content-type: application/json' -d '{{\"sub\":\"dave\"}}')
+curl -s -o /dev/null -w '%{{http_code}}\\n' -H \"X-Amzn-Oidc-Data: $ALB\" -H 'X-Forwarded-Method: GET' -H 'X-Forwarded-Uri: /profile' {base}/auth
 "
     )
 }

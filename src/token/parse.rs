@@ -45,9 +45,9 @@ impl<'a> Jws<'a> {
     }
 
     /// As [`Jws::parse`], but each segment may carry the `=` padding of
-    /// RFC 4648 §5 (AWS ALB sends it) — then it must: one spelling per
-    /// token, so a token revoked by its hash has no twin. The signature is
-    /// still over the bytes as received. Only for issuers that need it.
+    /// RFC 4648 §5 (AWS ALB sends it), and then must wherever base64 needs
+    /// it: one spelling per token. The signature is still over the bytes as
+    /// received. Only for issuers that need it (the verifier checks).
     pub fn parse_padded(token: &'a str, max_bytes: usize) -> Result<Jws<'a>, Reason> {
         Jws::parse_with(token, max_bytes, b64_decode_padded)
     }
@@ -533,6 +533,31 @@ mod tests {
             Jws::parse(&format!("{h}.e30.AB"), 8192).unwrap_err(),
             Reason::BadBase64
         );
+    }
+
+    #[test]
+    fn padded_parsing_requires_canonical_padding_and_keeps_the_received_bytes() {
+        // {"alg":"ES256"} is 15 bytes: 20 characters, no padding either way;
+        // {} is 2 bytes: "e30=" padded.
+        let h = enc(r#"{"alg":"ES256"}"#);
+        let token = format!("{h}.e30=.AA==");
+        let jws = Jws::parse_padded(&token, 8192).unwrap();
+        assert_eq!(jws.payload, b"{}");
+        assert_eq!(jws.signature, [0]);
+        assert_eq!(jws.signing_input, format!("{h}.e30=").as_bytes());
+        for wrong in [
+            format!("{h}.e30.AA=="),   // padding left out where needed
+            format!("{h}.e30=.AA="),   // too little
+            format!("{h}.e30==.AA=="), // too much
+            format!("{h}.e30=.AB=="),  // non-canonical trailing bits
+            format!("{h}.e30=.A+=="),  // standard alphabet
+        ] {
+            assert_eq!(
+                Jws::parse_padded(&wrong, 8192).unwrap_err(),
+                Reason::BadBase64,
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

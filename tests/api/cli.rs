@@ -54,8 +54,8 @@ impl DevServer {
             }
             walkthrough.push_str(&line);
             // The last step: its two command lines follow.
-            if line.starts_with("# 10. a DPoP-bound token") {
-                for _ in 0..4 {
+            if line.starts_with("# 11. behind AWS ALB") {
+                for _ in 0..2 {
                     let mut next = String::new();
                     out.read_line(&mut next).unwrap();
                     walkthrough.push_str(&next);
@@ -164,7 +164,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .filter(|l| {
             [
                 "export ", "TOKEN=", "WRITER=", "OPAQUE=", "SESSION=", "LOGOUT=", "BOUND=",
-                "PROOF=", "curl ",
+                "PROOF=", "ALB=", "curl ",
             ]
             .iter()
             .any(|p| l.starts_with(p))
@@ -173,7 +173,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         .collect();
     assert_eq!(
         script.lines().count(),
-        20,
+        22,
         "walkthrough:\n{}",
         server.walkthrough
     );
@@ -189,7 +189,7 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         String::from_utf8_lossy(&out.stderr)
     );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 11, "{stdout}");
+    assert_eq!(lines.len(), 12, "{stdout}");
     let first: Value = serde_json::from_str(lines[0]).unwrap();
     assert_eq!(first["active"], true);
     assert_eq!(first["sub"], "alice");
@@ -222,6 +222,8 @@ fn dev_mode_walkthrough_works_when_pasted_into_a_shell() {
         format!("401 {}", tokend::api::front::INVALID_DPOP_PROOF_CHALLENGE),
         "{stdout}"
     );
+    // An ALB token in its header, its key fetched from the dev load balancer.
+    assert_eq!(lines[11], "200", "{stdout}");
     // The dev issuer's discovery document and JWKS are served.
     let discovery: Value = serde_json::from_slice(
         &Command::new("curl")

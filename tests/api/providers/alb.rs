@@ -295,9 +295,9 @@ async fn padding_is_for_alb_only_and_then_one_spelling_per_token() {
     let padded_plain = format!("{input}.{}", URL_SAFE.encode(sig));
     assert_eq!(reason(&app, &padded_plain).await, "bad_base64");
 
-    // An ALB token has exactly one spelling: its signature without the
-    // `=` that base64 requires is refused, so a token revoked by its hash
-    // (ALB tokens have no jti) cannot come back spelled otherwise.
+    // An ALB token has exactly one spelling: a segment without the `=`
+    // that base64 requires is refused. Revoked by its hash (ALB tokens
+    // have no jti), it stays revoked.
     let token = alb_token(&key, alb_header(KID_1), userinfo("alice"));
     assert!(app.is_active(&token).await);
     let unpadded_sig = token.trim_end_matches('=').to_owned();

@@ -172,7 +172,12 @@ fn validate_edge(
     issuers: &[Option<IssuerConfig>],
     errors: &mut Vec<String>,
 ) {
-    routes::validate_authorization(authorization, errors);
+    let preset_headers: Vec<&str> = issuers
+        .iter()
+        .flatten()
+        .filter_map(|i| i.provider?.token_header())
+        .collect();
+    routes::validate_authorization(authorization, &preset_headers, errors);
     let names = issuers.iter().flatten().map(|i| i.name.as_str()).collect();
     routes::validate_routes(routes, &names, errors);
     assertion::validate(assertion, errors);

@@ -43,6 +43,16 @@ impl Provider {
             Provider::Alb => "alb",
         }
     }
+
+    /// The header the cloud puts its token in, read when `token_sources`
+    /// is left unset.
+    pub fn token_header(self) -> Option<&'static str> {
+        match self {
+            Provider::Iap => Some("x-goog-iap-jwt-assertion"),
+            Provider::Alb => Some("x-amzn-oidc-data"),
+            _ => None,
+        }
+    }
 }
 
 const GOOGLE: [&str; 2] = ["https://accounts.google.com", "accounts.google.com"];

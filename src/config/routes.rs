@@ -31,8 +31,11 @@ pub enum TokenSourceSpec {
 pub struct AuthorizationConfig {
     #[serde(default)]
     pub default: DefaultDecision,
-    #[serde(default = "default_token_sources")]
-    pub token_sources: Vec<String>,
+    /// Where the token is looked for, in order. Unset: the headers of the
+    /// issuers' presets (ALB's, IAP's), then `Authorization` (resolved into
+    /// `sources`).
+    #[serde(default)]
+    pub token_sources: Option<Vec<String>>,
     /// The header a gateway puts the client's certificate in, for
     /// certificate-bound tokens (RFC 8705): Envoy's `x-forwarded-client-cert`
     /// (`Hash=`/`Cert=`), or a URL-encoded PEM as nginx's `$ssl_client_escaped_cert`.
@@ -47,7 +50,7 @@ impl Default for AuthorizationConfig {
     fn default() -> Self {
         AuthorizationConfig {
             default: DefaultDecision::AllowActive,
-            token_sources: default_token_sources(),
+            token_sources: None,
             client_cert_header: None,
             sources: vec![TokenSourceSpec::Header("authorization".into())],
         }
@@ -68,8 +71,18 @@ impl TokenSourceSpec {
     }
 }
 
-fn default_token_sources() -> Vec<String> {
-    vec!["header:authorization".into()]
+/// Unset `token_sources`: the header each preset's tokens travel in (a
+/// header only ALB or IAP sets, so it goes first), then `Authorization`.
+fn default_token_sources(preset_headers: &[&str]) -> Vec<String> {
+    let mut sources: Vec<String> = Vec::new();
+    for header in preset_headers {
+        let spec = format!("header:{header}");
+        if !sources.contains(&spec) {
+            sources.push(spec);
+        }
+    }
+    sources.push("header:authorization".into());
+    sources
 }
 
 /// One `[[routes]]` entry. A list key left out matches anything; given, it
@@ -94,7 +107,11 @@ pub struct RouteConfig {
     pub anonymous: bool,
 }
 
-pub(super) fn validate_authorization(authz: &mut AuthorizationConfig, errors: &mut Vec<String>) {
+pub(super) fn validate_authorization(
+    authz: &mut AuthorizationConfig,
+    preset_headers: &[&str],
+    errors: &mut Vec<String>,
+) {
     if let Some(name) = &mut authz.client_cert_header {
         *name = name.to_ascii_lowercase();
         if axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -104,10 +121,14 @@ pub(super) fn validate_authorization(authz: &mut AuthorizationConfig, errors: &m
         }
     }
     authz.sources.clear();
-    if authz.token_sources.is_empty() {
+    let token_sources = match &authz.token_sources {
+        Some(sources) => sources.clone(),
+        None => default_token_sources(preset_headers),
+    };
+    if token_sources.is_empty() {
         errors.push("authorization.token_sources: empty (no token would ever be found)".into());
     }
-    for (i, spec) in authz.token_sources.iter().enumerate() {
+    for (i, spec) in token_sources.iter().enumerate() {
         let at = format!("authorization.token_sources[{i}]");
         let parsed = TokenSourceSpec::parse(spec);
         match parsed {

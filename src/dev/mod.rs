@@ -89,9 +89,6 @@ scopes_any = ["orders:read", "orders:write"]
 
 [assertion]
 enabled = true
-
-[authorization]
-token_sources = ["header:authorization", "header:x-amzn-oidc-data"]
 "#;
 
 /// Builds the dev configuration: SPEC defaults on 127.0.0.1, overridable by the

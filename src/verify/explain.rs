@@ -140,6 +140,18 @@ fn detail(
             claim("tid")
         ),
         Reason::NoKeys => format!("issuer {name} has no key set yet (see GET /admin/issuers)"),
+        Reason::UnknownKid
+            if issuer.is_some_and(|i| i.config.keys_url_template.is_some())
+                && !header
+                    .and_then(|h| h.get("kid"))
+                    .and_then(Value::as_str)
+                    .is_some_and(crate::keys::pem::is_url_safe_kid) =>
+        {
+            format!(
+                "kid {} is not 1-64 letters, digits and '-': issuer {name} never puts it in a key URL",
+                header_member("kid")
+            )
+        }
         Reason::UnknownKid => format!(
             "no key with kid {} in issuer {name}'s set, even after a refresh (kids: {})",
             header_member("kid"),

@@ -141,7 +141,7 @@ async fn alb_tokens_pass_from_their_header_with_each_key_fetched_once_on_first_s
     let keys = KeyEndpoint::start().await;
     keys.publish(KID_1, &key_1);
     keys.publish(KID_2, &key_2);
-    let app = spawn_ready(config_with(&alb_issuer(&keys), EDGE)).await;
+    let app = spawn_ready(config_with(&alb_issuer(&keys), "")).await;
     assert!(
         keys.asked().is_empty(),
         "no key is fetched before a token names it"
@@ -185,7 +185,7 @@ async fn another_load_balancer_or_client_is_refused_though_its_signature_verifie
     let key = signer(Algorithm::ES256, KID_1);
     let keys = KeyEndpoint::start().await;
     keys.publish(KID_1, &key);
-    let app = spawn_ready(config_with(&alb_issuer(&keys), EDGE)).await;
+    let app = spawn_ready(config_with(&alb_issuer(&keys), "")).await;
     let good = alb_token(&key, alb_header(KID_1), userinfo("alice"));
     assert!(app.is_active(&good).await);
     for (header, why) in [
@@ -242,10 +242,15 @@ async fn a_kid_is_never_a_path_and_a_missing_key_is_inactive_not_an_error() {
     let key = signer(Algorithm::ES256, KID_1);
     let keys = KeyEndpoint::start().await;
     keys.publish(KID_1, &key);
-    let app = spawn_ready(config_with(&alb_issuer(&keys), EDGE)).await;
+    let app = spawn_ready(config_with(&alb_issuer(&keys), "")).await;
     for kid in ["../x", "..%2fx", "a/b", "x?y=1", "k.pem", "%00"] {
         let token = alb_token(&key, alb_header(kid), userinfo("m"));
         assert_eq!(reason(&app, &token).await, "unknown_kid", "{kid}");
+        let detail = app.explain(&token).await["detail"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        assert!(detail.contains("never puts it in a key URL"), "{detail}");
     }
     assert!(keys.asked().is_empty(), "asked: {:?}", keys.asked());
 
@@ -280,7 +285,7 @@ async fn padding_is_for_alb_only_and_then_one_spelling_per_token() {
         &idp,
         "audiences = [\"api\"]",
     );
-    let app = spawn_ready(config_with(&format!("{}{other}", alb_issuer(&keys)), EDGE)).await;
+    let app = spawn_ready(config_with(&format!("{}{other}", alb_issuer(&keys)), "")).await;
 
     // A good token of the plain issuer, then the same claims padded and
     // signed over the padded text, the way an attacker would try it.
@@ -389,4 +394,12 @@ fn alb_configuration_needs_its_load_balancers_and_keeps_kid_in_the_path() {
         Some("https://public-keys.auth.elb.us-west-1.amazonaws.com/{kid}")
     );
     assert_eq!(config.issuers[0].algorithms, ["ES256"]);
+    // Unless token_sources says otherwise, ALB's header is read, then Authorization.
+    assert_eq!(
+        config.authorization.sources,
+        [
+            tokend::config::TokenSourceSpec::Header("x-amzn-oidc-data".into()),
+            tokend::config::TokenSourceSpec::Header("authorization".into()),
+        ]
+    );
 }

@@ -129,9 +129,6 @@ fn alb_issuer(keys: &KeyEndpoint) -> String {
     )
 }
 
-const EDGE: &str =
-    "[authorization]\ntoken_sources = [\"header:x-amzn-oidc-data\", \"header:authorization\"]\n";
-
 #[tokio::test]
 async fn alb_tokens_pass_from_their_header_with_each_key_fetched_once_on_first_sight() {
     let (key_1, key_2) = (

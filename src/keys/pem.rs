@@ -16,7 +16,7 @@ use std::sync::Mutex;
 
 use super::RefreshError;
 use super::fetch::{FetchError, Fetcher};
-use super::jwk::Source;
+use super::jwk::{Jwk, Source};
 use super::set::{JwksError, KeySet};
 use super::source::{KeySource, Loaded};
 use crate::config::KID;
@@ -56,10 +56,16 @@ impl PemByKid {
             }
             Err(e) => return Err(e.into()),
         };
-        match public_key_jwk(kid, &fetched.body) {
-            Some(jwk) => Ok(Some(jwk)),
-            None => {
-                tracing::warn!(kid, "key endpoint sent no usable PEM public key");
+        let Some(jwk) = public_key_jwk(kid, &fetched.body) else {
+            tracing::warn!(kid, "key endpoint sent no PEM public key of a known type");
+            return Ok(None);
+        };
+        // The hygiene of any fetched key (size, curve, point), before it is
+        // kept: one bad key must not spoil every later load.
+        match Jwk::from_json(&jwk, Source::Fetched) {
+            Ok(_) => Ok(Some(jwk)),
+            Err(why) => {
+                tracing::warn!(kid, %why, "key left out");
                 Ok(None)
             }
         }

@@ -267,6 +267,32 @@ async fn a_kid_is_never_a_path_and_a_missing_key_is_inactive_not_an_error() {
     keys.status.store(200, Ordering::SeqCst);
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(app.is_active(&good).await);
+
+    // A key that fails the hygiene of any fetched key (a P-256 "point" off
+    // the curve) is left out, not kept to fail every later load.
+    let mut der = hex_der("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+    der.push(4);
+    der.extend([1u8; 64]);
+    let off_curve = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&der)
+    );
+    let bad_kid = "bad0bad0-0000-0000-0000-000000000000";
+    keys.keys.lock().unwrap().insert(bad_kid.into(), off_curve);
+    let fresh = spawn_ready(config_with(&alb_issuer(&keys), "")).await;
+    let by_bad = alb_token(&key, alb_header(bad_kid), userinfo("m"));
+    assert_eq!(reason(&fresh, &by_bad).await, "unknown_kid");
+    let status = fresh.app.state.runtime().issuers[0].status();
+    assert_eq!(status.last_error, None, "a bad key is no failed refresh");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert!(fresh.is_active(&good).await);
+}
+
+fn hex_der(hex: &str) -> Vec<u8> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect()
 }
 
 #[tokio::test]

@@ -178,6 +178,13 @@ async fn run(command: Command) -> ExitCode {
                     config.issuers.len(),
                     config.clients.len()
                 );
+                let sources: Vec<String> = config
+                    .authorization
+                    .sources
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+                println!("token sources: {}", sources.join(", "));
                 // What a provider preset filled in, as the issuer now reads.
                 for (i, issuer) in config.issuers.iter().enumerate() {
                     if let Some(provider) = issuer.provider {

@@ -378,6 +378,11 @@ pub(super) fn validate_one(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec
             errors.push(format!("{at}.required_claims[{j}]: must not be empty"));
         }
     }
+    if issuer.unknown_kid_refresh_seconds == 0 || issuer.unknown_kid_refresh_seconds > 86400 {
+        errors.push(format!(
+            "{at}.unknown_kid_refresh_seconds: must be between 1 and 86400"
+        ));
+    }
     if issuer.min_refresh_seconds == 0 {
         errors.push(format!("{at}.min_refresh_seconds: must be at least 1"));
     }

@@ -103,6 +103,11 @@ pub(super) fn apply(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String
             "{at}.required_claim_values: claim names must not be empty"
         ));
     }
+    if !issuer.header_claim_values.is_empty() && issuer.backchannel_logout {
+        errors.push(format!(
+            "{at}.backchannel_logout: not with header_claim_values (logout tokens are not checked against them)"
+        ));
+    }
     for (name, values) in &issuer.header_claim_values {
         if name.is_empty() || values.is_empty() {
             errors.push(format!(
@@ -422,6 +427,14 @@ fn pem_by_kid(issuer: &IssuerConfig, at: &str, errors: &mut Vec<String>) {
             "{at}.keys_url_template: only with keys_format = \"pem_by_kid\""
         )),
         (Some(template), true) => {
+            // AWS's endpoint serves every load balancer's keys.
+            if template.contains("public-keys.auth.elb.")
+                && !issuer.header_claim_values.contains_key("signer")
+            {
+                errors.push(format!(
+                    "{at}.header_claim_values.signer: AWS's key endpoint serves every ALB's keys: list your load balancers' ARNs"
+                ));
+            }
             let in_path = template
                 .split_once(KID)
                 .and_then(|(before, _)| before.split_once("://"))

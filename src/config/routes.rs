@@ -31,9 +31,9 @@ pub enum TokenSourceSpec {
 pub struct AuthorizationConfig {
     #[serde(default)]
     pub default: DefaultDecision,
-    /// Where the token is looked for, in order. Unset: the headers of the
-    /// issuers' presets (ALB's, IAP's), then `Authorization` (resolved into
-    /// `sources`).
+    /// Where the token is looked for, in order. Unset: `Authorization`,
+    /// then the headers of the issuers' presets (ALB's, IAP's), resolved
+    /// into `sources`.
     #[serde(default)]
     pub token_sources: Option<Vec<String>>,
     /// The header a gateway puts the client's certificate in, for
@@ -57,6 +57,17 @@ impl Default for AuthorizationConfig {
     }
 }
 
+/// As written in `token_sources`.
+impl std::fmt::Display for TokenSourceSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenSourceSpec::Header(name) => write!(f, "header:{name}"),
+            TokenSourceSpec::Cookie(name) => write!(f, "cookie:{name}"),
+            TokenSourceSpec::Query(name) => write!(f, "query:{name}"),
+        }
+    }
+}
+
 impl TokenSourceSpec {
     /// `header:NAME`, `cookie:NAME` or `query:NAME`.
     pub fn parse(spec: &str) -> Option<TokenSourceSpec> {
@@ -71,17 +82,18 @@ impl TokenSourceSpec {
     }
 }
 
-/// Unset `token_sources`: the header each preset's tokens travel in (a
-/// header only ALB or IAP sets, so it goes first), then `Authorization`.
+/// Unset `token_sources`: `Authorization`, then the header each preset's
+/// tokens travel in (ALB's, IAP's). `Authorization` stays first so that a
+/// configuration gaining a preset judges the same credential as before
+/// whenever a request carries one.
 fn default_token_sources(preset_headers: &[&str]) -> Vec<String> {
-    let mut sources: Vec<String> = Vec::new();
+    let mut sources = vec!["header:authorization".to_owned()];
     for header in preset_headers {
         let spec = format!("header:{header}");
         if !sources.contains(&spec) {
             sources.push(spec);
         }
     }
-    sources.push("header:authorization".into());
     sources
 }
 

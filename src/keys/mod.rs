@@ -74,6 +74,8 @@ pub struct IssuerKeys {
     last_kid_refresh_ms: AtomicU64,
     /// The attempt count at which that refresh will have finished.
     kid_refresh_target: AtomicU64,
+    /// Count of refresh attempts started (`attempts` counts those finished).
+    loads_started: AtomicU64,
     epoch: Instant,
     source: Box<dyn KeySource>,
     metrics: Arc<Metrics>,
@@ -98,6 +100,7 @@ impl IssuerKeys {
             attempts: watch::channel(0).0,
             last_kid_refresh_ms: AtomicU64::new(0),
             kid_refresh_target: AtomicU64::new(0),
+            loads_started: AtomicU64::new(0),
             epoch: Instant::now(),
             source,
             metrics,
@@ -131,6 +134,7 @@ impl IssuerKeys {
     /// Fetches (or reads) the key set now and swaps it in on success.
     /// Returns how long to wait before the next scheduled refresh.
     pub async fn refresh_now(&self) -> Result<Duration, RefreshError> {
+        self.loads_started.fetch_add(1, Ordering::AcqRel);
         let started = std::time::Instant::now();
         let result = self.source.load().await;
         self.metrics
@@ -185,16 +189,20 @@ impl IssuerKeys {
             return false;
         }
         let mut attempts = self.attempts.subscribe();
+        // The load that sees this request's `kid` is one that starts after
+        // `want`: it has finished when the finished count passes the count
+        // started now (loads run one at a time).
+        let after_want = self.loads_started.load(Ordering::Acquire) + 1;
         let now_ms = (self.epoch.elapsed().as_millis() as u64).max(1);
-        let interval_ms = self.config.unknown_kid_refresh_seconds * 1000;
+        let interval_ms = self.config.unknown_kid_refresh_seconds.saturating_mul(1000);
         let last = self.last_kid_refresh_ms.load(Ordering::Acquire);
-        let triggered = (last == 0 || now_ms >= last + interval_ms)
+        let triggered = (last == 0 || now_ms >= last.saturating_add(interval_ms))
             && self
                 .last_kid_refresh_ms
                 .compare_exchange(last, now_ms, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok();
         let target = if triggered {
-            let target = *attempts.borrow() + 1;
+            let target = after_want;
             self.kid_refresh_target.store(target, Ordering::Release);
             tracing::debug!(issuer = %self.config.name, "unknown kid: refreshing keys");
             self.wake.notify_one();

@@ -50,7 +50,9 @@ impl PemByKid {
         let url = self.template.replacen(KID, kid, 1);
         let fetched = match self.fetcher.get(&url).await {
             Ok(fetched) => fetched,
-            Err(FetchError::Status { status, .. }) if (400..500).contains(&status) => {
+            Err(FetchError::Status { status, .. })
+                if (400..500).contains(&status) && status != 429 =>
+            {
                 tracing::warn!(kid, status, "key endpoint has no key for this kid");
                 return Ok(None);
             }
@@ -91,8 +93,9 @@ impl PemByKid {
 
 impl KeySource for PemByKid {
     /// Fetches the wanted `kid`s not known yet; the set is every known key.
-    /// A network failure puts the `kid`s not yet fetched back for the next
-    /// load and keeps the last good set.
+    /// A `kid` whose fetch fails (network, 5xx, 429) is wanted again at the
+    /// next load and does not hold up the others; when every fetch failed
+    /// the load fails and the last good set keeps serving.
     fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
         Box::pin(async move {
             let wanted = self
@@ -100,12 +103,15 @@ impl KeySource for PemByKid {
                 .lock()
                 .map(|mut w| std::mem::take(&mut *w))
                 .unwrap_or_default();
-            for (i, kid) in wanted.iter().enumerate() {
+            let mut failed = None;
+            let mut fetched_any = false;
+            for kid in &wanted {
                 if self.is_known(kid) {
                     continue;
                 }
                 match self.fetch(kid).await {
                     Ok(Some(jwk)) => {
+                        fetched_any = true;
                         if let Ok(mut known) = self.known.lock() {
                             if known.len() == MAX_KEYS {
                                 known.remove(0);
@@ -114,13 +120,17 @@ impl KeySource for PemByKid {
                         }
                     }
                     Ok(None) => {}
+                    // Tried again at the next load; the other kids go on.
                     Err(e) => {
-                        for kid in &wanted[i..] {
-                            self.want(Some(kid));
-                        }
-                        return Err(e);
+                        self.want(Some(kid));
+                        failed = Some(e);
                     }
                 }
+            }
+            if let Some(e) = failed
+                && !fetched_any
+            {
+                return Err(e);
             }
             Ok(Loaded {
                 set: self.key_set()?,

@@ -353,9 +353,11 @@ impl Verifier {
         if !typ_accepted(jws.header.typ.as_deref(), &policy.token_types) {
             return Err(Reason::TypNotAccepted);
         }
+        // Before the key is looked up: a token that names another load
+        // balancer never makes a key be fetched.
+        rules::check_header(&jws, policy)?;
         let key = verify_signature(issuer, &jws).await?;
         check_claims(&claims, policy, now)?;
-        rules::check_header(&jws, policy)?;
         Ok(Verified::new(index, alg, key, claims, jws.signing_input))
     }
 }

@@ -417,13 +417,26 @@ fn alb_configuration_needs_its_load_balancers_and_keeps_kid_in_the_path() {
         Some("https://public-keys.auth.elb.us-west-1.amazonaws.com/{kid}")
     );
     assert_eq!(config.issuers[0].algorithms, ["ES256"]);
-    // Unless token_sources says otherwise, ALB's header is read, then Authorization.
+    // Unless token_sources says otherwise, Authorization is read, then ALB's header.
     assert_eq!(
         config.authorization.sources,
         [
-            tokend::config::TokenSourceSpec::Header("x-amzn-oidc-data".into()),
             tokend::config::TokenSourceSpec::Header("authorization".into()),
+            tokend::config::TokenSourceSpec::Header("x-amzn-oidc-data".into()),
         ]
+    );
+    // The key endpoint of AWS without the signer check, and logout tokens
+    // that would skip the header check, are refused.
+    assert_config_errors(
+        "[[issuers]]\nname = \"a\"\nissuer = \"https://a.example\"\nkeys_format = \"pem_by_kid\"\n\
+         keys_url_template = \"https://public-keys.auth.elb.us-west-1.amazonaws.com/{kid}\"\n",
+        &["issuers[0].header_claim_values.signer: AWS's key endpoint serves every ALB's keys"],
+    );
+    assert_config_errors(
+        &format!(
+            "{base}header_claim_values = {{ signer = [\"{ARN}\"] }}\nbackchannel_logout = true\nlogout_audiences = [\"x\"]\n"
+        ),
+        &["issuers[0].backchannel_logout: not with header_claim_values"],
     );
 }
 
@@ -454,6 +467,7 @@ fn check_config_prints_the_alb_key_url_and_header_values() {
         "algorithms = [\"ES256\"]",
         "keys = PemByKid(\"https://public-keys.auth.elb.us-west-1.amazonaws.com/{kid}\")",
         "header_claim_values = {\"signer\": [\"arn:aws:elasticloadbalancing:us-west-1:",
+        "token sources: header:authorization, header:x-amzn-oidc-data",
     ] {
         assert!(stdout.contains(want), "{want}\n{stdout}");
     }

@@ -625,7 +625,8 @@ async fn token_sources_are_tried_in_order() {
 #[tokio::test]
 async fn explain_says_why_and_normal_answers_do_not() {
     let e = edge(ROUTES).await;
-    let t = now();
+    // tokend's own clock (fixed by the test), not a second later.
+    let t = e.app.clock.load(std::sync::atomic::Ordering::SeqCst);
     let expired = e.token(json!({"iat": t - 600, "exp": t - 120}));
     let explain = |body: Value, auth: (&'static str, &'static str)| {
         e.app

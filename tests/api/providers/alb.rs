@@ -443,25 +443,10 @@ fn alb_configuration_needs_its_load_balancers_and_keeps_kid_in_the_path() {
 /// `check-config` shows the key URL the preset took from the ARN's region.
 #[test]
 fn check_config_prints_the_alb_key_url_and_header_values() {
-    let dir = std::env::temp_dir().join(format!("tokend-alb-{}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("tokend.toml");
-    std::fs::write(
-        &file,
-        format!(
-            "[[issuers]]\nname = \"alb\"\nprovider = \"alb\"\nissuer = \"{IDP}\"\n\
-             header_claim_values = {{ signer = [\"{ARN}\"] }}\n"
-        ),
-    )
-    .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}");
+    let stdout = check_config_stdout(&format!(
+        "[[issuers]]\nname = \"alb\"\nprovider = \"alb\"\nissuer = \"{IDP}\"\n\
+         header_claim_values = {{ signer = [\"{ARN}\"] }}\n"
+    ));
     for want in [
         "issuers[0] (alb): provider alb: issuer = \"https://example.okta.com\"",
         "algorithms = [\"ES256\"]",

@@ -109,22 +109,7 @@ async fn a_cognito_issuer_for_id_tokens_checks_aud() {
 #[tokio::test]
 async fn check_config_prints_the_effective_issuer() {
     let idp = Idp::start(jwks(&[])).await;
-    let dir = std::env::temp_dir().join(format!("tokend-providers-{}", rand::random::<u64>()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join("tokend.toml");
-    std::fs::write(&file, cognito_issuer(&idp, "")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
-        .arg("check-config")
-        .arg(&file)
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = check_config_stdout(&cognito_issuer(&idp, ""));
     assert!(
         stdout.contains(
             "issuers[0] (cognito): provider cognito: issuer = \"https://cognito-idp.us-east-1.amazonaws.com/us-east-1_Example\""

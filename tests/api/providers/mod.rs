@@ -32,6 +32,27 @@ async fn auth_with_header(app: &TestApp, header: &str, token: &str, uri: &str) -
         .as_u16()
 }
 
+/// What `tokend check-config` prints for this configuration (it must pass).
+fn check_config_stdout(text: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("tokend-providers-{}", rand::random::<u64>()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tokend.toml");
+    std::fs::write(&file, text).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tokend"))
+        .arg("check-config")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 #[test]
 fn presets_refuse_what_would_accept_every_tenant_of_the_cloud() {
     let jwks = "jwks_uri = \"https://idp.example/k\"\n";

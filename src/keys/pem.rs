@@ -23,14 +23,15 @@ use crate::config::KID;
 
 /// The most keys kept; the oldest fetched goes first.
 pub const MAX_KEYS: usize = 32;
-/// The most `kid`s waiting for the next load; the oldest goes first.
+/// The most `kid`s waiting for the next load (see [`remember`]).
 const MAX_WANTED: usize = 8;
 
 pub struct PemByKid {
     fetcher: Fetcher,
     template: String,
-    /// `kid`s a token named and no key matched, for the next load.
-    wanted: Mutex<Vec<String>>,
+    /// `kid`s tokens named and no key matched, for the next load, with how
+    /// many requests named each.
+    wanted: Mutex<Vec<(String, u32)>>,
     /// Keys fetched so far, oldest first: `(kid, JWK)`.
     known: Mutex<Vec<(String, serde_json::Value)>>,
 }
@@ -98,11 +99,15 @@ impl KeySource for PemByKid {
     /// the load fails and the last good set keeps serving.
     fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
         Box::pin(async move {
-            let wanted = self
+            // Most asked for first: a kid the users' tokens name again and
+            // again goes before one a single stray token named.
+            let mut wanted = self
                 .wanted
                 .lock()
                 .map(|mut w| std::mem::take(&mut *w))
                 .unwrap_or_default();
+            wanted.sort_by(|a, b| b.1.cmp(&a.1));
+            let wanted: Vec<String> = wanted.into_iter().map(|(kid, _)| kid).collect();
             let mut failed = None;
             let mut fetched_any = false;
             for kid in &wanted {
@@ -147,16 +152,32 @@ impl KeySource for PemByKid {
         let Some(kid) = kid.filter(|kid| is_url_safe_kid(kid)) else {
             return false;
         };
-        if let Ok(mut wanted) = self.wanted.lock()
-            && !wanted.iter().any(|w| w == kid)
-        {
-            if wanted.len() == MAX_WANTED {
-                wanted.remove(0);
-            }
-            wanted.push(kid.to_owned());
+        if let Ok(mut wanted) = self.wanted.lock() {
+            remember(&mut wanted, kid);
         }
         true
     }
+}
+
+/// Counts one more request for `kid`. When the list is full, the `kid`
+/// named by the fewest requests (the oldest of them) makes room, so a flood
+/// of stray `kid`s, each named once, cannot push out the one every user's
+/// token names.
+fn remember(wanted: &mut Vec<(String, u32)>, kid: &str) {
+    if let Some((_, count)) = wanted.iter_mut().find(|(k, _)| k == kid) {
+        *count = count.saturating_add(1);
+        return;
+    }
+    if wanted.len() == MAX_WANTED
+        && let Some(fewest) = wanted
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, (_, count))| *count)
+            .map(|(i, _)| i)
+    {
+        wanted.remove(fewest);
+    }
+    wanted.push((kid.to_owned(), 1));
 }
 
 /// A `kid` that may stand in a URL path: 1 to 64 letters, digits and `-`.
@@ -195,6 +216,21 @@ mod tests {
         ] {
             assert!(!is_url_safe_kid(kid), "{kid:?}");
         }
+    }
+
+    #[test]
+    fn a_flood_of_stray_kids_does_not_push_out_the_one_users_present() {
+        let mut wanted = Vec::new();
+        for _ in 0..3 {
+            remember(&mut wanted, "real");
+        }
+        for i in 0..100 {
+            remember(&mut wanted, &format!("stray-{i}"));
+        }
+        assert_eq!(wanted.len(), MAX_WANTED);
+        assert!(wanted.contains(&("real".to_owned(), 3)), "{wanted:?}");
+        // The newest stray kid still gets a place.
+        assert!(wanted.iter().any(|(k, _)| k == "stray-99"));
     }
 
     #[test]

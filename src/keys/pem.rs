@@ -106,7 +106,7 @@ impl KeySource for PemByKid {
                 .lock()
                 .map(|mut w| std::mem::take(&mut *w))
                 .unwrap_or_default();
-            wanted.sort_by(|a, b| b.1.cmp(&a.1));
+            wanted.sort_by_key(|(_, count)| std::cmp::Reverse(*count));
             let wanted: Vec<String> = wanted.into_iter().map(|(kid, _)| kid).collect();
             let mut failed = None;
             let mut fetched_any = false;

@@ -151,6 +151,13 @@ mod tests {
         let pem = alb.public_pem();
         let (_, parsed) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
         assert_eq!(parsed.label, "PUBLIC KEY");
+        // The point in the SPKI is the signer's x ‖ y.
+        let jwk = alb.signer.public_jwk();
+        let mut point = vec![4u8];
+        for c in ["x", "y"] {
+            point.extend(crate::token::parse::b64_decode(jwk[c].as_str().unwrap()).unwrap());
+        }
+        assert!(parsed.contents.ends_with(&point));
         assert!(alb.token("dave", 1).contains("=."));
     }
 }

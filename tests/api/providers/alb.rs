@@ -348,7 +348,7 @@ async fn padding_is_for_alb_only_and_then_one_spelling_per_token() {
 }
 
 #[tokio::test]
-async fn without_an_alb_issuer_a_padded_token_is_never_read() {
+async fn without_an_alb_issuer_a_padded_token_is_refused() {
     let plain = signer(Algorithm::ES256, "plain-1");
     let idp = Idp::start(jwks(&[&plain])).await;
     let app = spawn_ready(config_with(

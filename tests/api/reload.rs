@@ -16,6 +16,10 @@ use tokend::token::Algorithm;
 const ISS_A: &str = "https://a.test";
 const ISS_B: &str = "https://b.test";
 
+/// Held by each in-process reload test: the reload counters are
+/// process-wide, so the test that counts its reloads must not see another's.
+static RELOADING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A config file in a folder of its own, rewritten by the test.
 pub struct ConfigFile(pub PathBuf);
 
@@ -114,6 +118,7 @@ async fn introspect_status(app: &TestApp, client: (&str, &str), token: &str) -> 
 /// and every change is in force the moment `reload` returns.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reloads_under_load_change_issuers_clients_and_routes_without_one_failed_request() {
+    let _alone = RELOADING.lock().await;
     let (key_a, key_b, idp_a, idp_b) = two_idps().await;
     let text =
         |b: Option<&Idp>, legacy, scope| config_text("127.0.0.1:0", &idp_a, b, legacy, scope);
@@ -244,6 +249,7 @@ async fn reloads_under_load_change_issuers_clients_and_routes_without_one_failed
 /// changed issuer's new settings apply.
 #[tokio::test]
 async fn a_removed_issuer_stops_refreshing_and_a_changed_one_applies_its_settings() {
+    let _alone = RELOADING.lock().await;
     let (key_a, _, idp_a, idp_b) = two_idps().await;
     let fast = "refresh_seconds = 1\nmin_refresh_seconds = 1\n";
     let issuers = |b: bool, audience: &str| {
@@ -283,6 +289,7 @@ async fn a_removed_issuer_stops_refreshing_and_a_changed_one_applies_its_setting
 /// listener keeps its address.
 #[tokio::test]
 async fn a_listener_change_waits_for_a_restart() {
+    let _alone = RELOADING.lock().await;
     let key = signer(Algorithm::ES256, "a1");
     let idp = Idp::start(jwks(&[&key])).await;
     let file = ConfigFile::new(&config_text("127.0.0.1:0", &idp, None, false, "read"));

@@ -259,7 +259,13 @@ mod tests {
 
     fn verified(claims: &str) -> Verified {
         let claims = Claims::parse(claims.as_bytes()).unwrap();
-        Verified::new(crate::keys::IssuerId(0), Algorithm::ES256, 1, claims, b"")
+        Verified::new(
+            (crate::keys::IssuerId(0), ""),
+            Algorithm::ES256,
+            1,
+            claims,
+            b"",
+        )
     }
 
     fn assertion(headers: &HeaderMap) -> &str {

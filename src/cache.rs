@@ -1,11 +1,16 @@
 //! After step 1 of the token path: the verified-token cache (a hit skips to
-//! step 7, once its expiry and key are checked), a bounded map from a
-//! token's SHA-256 to what was learnt about it (a verified JWS today; the
-//! answer of an upstream introspection can be kept the same way).
+//! step 7, once its expiry and key are checked), a bounded map from a token
+//! to what was learnt about it (a verified JWS, or the answer of an upstream
+//! introspection).
 //!
-//! Keyed by the token's SHA-256: the map is indexed by its first 16 bytes and
-//! every entry keeps the other 16, so a collision of the index can only ever
-//! miss, never return another token's claims. A hit still checks expiry, that the
+//! Indexed by a keyed 64-bit hash of the token (foldhash, a fresh random key
+//! per cache), not a cryptographic one: every entry keeps the token itself
+//! and a lookup compares it byte for byte, so an index collision can only
+//! ever miss, never return another token's claims. That costs the token's
+//! length per entry and saves a SHA-256 per lookup (the largest share of a
+//! cached verdict's CPU before). Someone who learnt the key could make their
+//! tokens share a victim's index and push its entry out (`insert` replaces):
+//! a re-verification, never a verdict. A hit still checks expiry, that the
 //! key which verified the token is still in its issuer's set, and revocation
 //! (the verifier does those); anything doubtful falls back to full
 //! verification. Lookups use `try_get`: a shard that a writer holds counts as
@@ -15,13 +20,10 @@
 
 use dashmap::DashMap;
 use dashmap::try_result::TryResult;
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
-use crate::token::TokenDigest;
-
-/// The index is already the first half of a SHA-256: hashing it again (with
-/// the map's default SipHash) would spend time for no spread. An attacker
-/// cannot aim tokens at one shard or bucket without SHA-256 preimages.
+/// The index is already a keyed hash of the token: the map uses it as it is.
 #[derive(Default)]
 struct IndexHasher(u64);
 
@@ -36,23 +38,25 @@ impl std::hash::Hasher for IndexHasher {
             self.0 ^= u64::from_le_bytes(word);
         }
     }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = (n >> 64) as u64;
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
 type Index = std::hash::BuildHasherDefault<IndexHasher>;
 
 struct Cached<T> {
-    /// The second half of the SHA-256 (the index is the first).
-    tail: [u8; 16],
+    /// The token, compared whole on every lookup.
+    token: Box<str>,
     value: T,
     /// Unix seconds after which the token is expired even with leeway.
     expires_at: f64,
 }
 
 pub struct TokenCache<T> {
-    map: DashMap<u128, Cached<T>, Index>,
+    map: DashMap<u64, Cached<T>, Index>,
+    /// The index's key, drawn when the cache is made.
+    key: foldhash::quality::RandomState,
     max_entries: usize,
     last_prune: AtomicU64,
     /// Entries in `map`, kept beside it.
@@ -87,24 +91,11 @@ impl CacheMetrics {
     }
 }
 
-/// The SHA-256's first half, the map's index.
-fn index(TokenDigest(hash): &TokenDigest) -> u128 {
-    let mut first = [0u8; 16];
-    first.copy_from_slice(&hash[..16]);
-    u128::from_be_bytes(first)
-}
-
-/// The SHA-256's second half, kept in the entry.
-fn tail(TokenDigest(hash): &TokenDigest) -> [u8; 16] {
-    let mut second = [0u8; 16];
-    second.copy_from_slice(&hash[16..]);
-    second
-}
-
 impl<T: Clone> TokenCache<T> {
     pub fn new(max_entries: usize, metrics: CacheMetrics) -> TokenCache<T> {
         TokenCache {
             map: DashMap::default(),
+            key: foldhash::quality::RandomState::default(),
             max_entries,
             last_prune: AtomicU64::new(0),
             count: AtomicUsize::new(0),
@@ -112,11 +103,15 @@ impl<T: Clone> TokenCache<T> {
         }
     }
 
-    /// What is cached for this SHA-256, if not expired at `now`.
-    pub fn get(&self, hash: &TokenDigest, now: u64) -> Option<T> {
-        let found = match self.map.try_get(&index(hash)) {
+    fn index(&self, token: &str) -> u64 {
+        self.key.hash_one(token.as_bytes())
+    }
+
+    /// What is cached for this token, if not expired at `now`.
+    pub fn get(&self, token: &str, now: u64) -> Option<T> {
+        let found = match self.map.try_get(&self.index(token)) {
             TryResult::Present(entry)
-                if entry.tail == tail(hash) && (now as f64) < entry.expires_at =>
+                if *entry.token == *token && (now as f64) < entry.expires_at =>
             {
                 Some(entry.value.clone())
             }
@@ -130,7 +125,7 @@ impl<T: Clone> TokenCache<T> {
     }
 
     /// Caches `value` until `expires_at` (for a verified token: its `exp` plus leeway).
-    pub fn insert(&self, hash: TokenDigest, value: T, expires_at: f64, now: u64) {
+    pub fn insert(&self, token: &str, value: T, expires_at: f64, now: u64) {
         // A counter, not `DashMap::len()`, which locks every shard.
         if self.count.load(Ordering::Relaxed) >= self.max_entries {
             self.prune(now);
@@ -139,9 +134,9 @@ impl<T: Clone> TokenCache<T> {
             }
         }
         let replaced = self.map.insert(
-            index(&hash),
+            self.index(token),
             Cached {
-                tail: tail(&hash),
+                token: token.into(),
                 value,
                 expires_at,
             },
@@ -153,10 +148,10 @@ impl<T: Clone> TokenCache<T> {
     }
 
     /// Forgets a token (its key left the set, or it was found expired).
-    pub fn remove(&self, hash: &TokenDigest) {
+    pub fn remove(&self, token: &str) {
         if self
             .map
-            .remove_if(&index(hash), |_, entry| entry.tail == tail(hash))
+            .remove_if(&self.index(token), |_, entry| *entry.token == *token)
             .is_some()
         {
             let n = self.count.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
@@ -197,11 +192,12 @@ impl<T: Clone> TokenCache<T> {
                 break;
             }
             let copy = Cached {
-                tail: cached.tail,
+                token: cached.token.clone(),
                 value: cached.value.clone(),
                 expires_at: cached.expires_at,
             };
-            if self.map.insert(*entry.key(), copy).is_none() {
+            // Under this cache's own key.
+            if self.map.insert(self.index(&cached.token), copy).is_none() {
                 self.count.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -232,34 +228,40 @@ mod tests {
     #[test]
     fn an_index_collision_never_returns_another_tokens_claims() {
         let cache = cache(10);
-        let a = TokenDigest([7u8; 32]);
-        let mut b = a;
-        b.0[31] = 8; // same first 16 bytes: same index, different token
-        cache.insert(a, value("alice"), 2000.0, 1000);
-        assert_eq!(cache.get(&a, 1000).unwrap().as_str(), "alice");
-        assert!(cache.get(&b, 1000).is_none());
-        cache.remove(&b);
-        assert!(cache.get(&a, 1000).is_some(), "removing b leaves a alone");
+        cache.insert("token-a", value("alice"), 2000.0, 1000);
+        assert_eq!(cache.get("token-a", 1000).unwrap().as_str(), "alice");
+        // What a collision looks like: another token's index holding a's
+        // entry (another token, a prefix of a, a longer one).
+        for other in ["token-b", "token-", "token-aa"] {
+            let a = cache.map.remove(&cache.index("token-a")).unwrap().1;
+            cache.map.insert(cache.index(other), a);
+            assert!(cache.get(other, 1000).is_none(), "{other} is not a");
+            cache.remove(other);
+            assert!(
+                cache.map.contains_key(&cache.index(other)),
+                "removing {other} leaves a's entry alone"
+            );
+            let a = cache.map.remove(&cache.index(other)).unwrap().1;
+            cache.map.insert(cache.index("token-a"), a);
+        }
+        assert_eq!(cache.get("token-a", 1000).unwrap().as_str(), "alice");
     }
 
     #[test]
     fn entries_end_with_the_token_and_the_cache_stays_bounded() {
         let cache = cache(3);
-        cache.insert(TokenDigest([1; 32]), value("a"), 1500.0, 1000);
-        assert!(cache.get(&TokenDigest([1; 32]), 1499).is_some());
-        assert!(
-            cache.get(&TokenDigest([1; 32]), 1500).is_none(),
-            "expired with its token"
-        );
+        cache.insert("t1", value("a"), 1500.0, 1000);
+        assert!(cache.get("t1", 1499).is_some());
+        assert!(cache.get("t1", 1500).is_none(), "expired with its token");
         for i in 2..10u8 {
-            cache.insert(TokenDigest([i; 32]), value("x"), 3000.0, 1000);
+            cache.insert(&format!("t{i}"), value("x"), 3000.0, 1000);
             assert!(cache.len() <= 3);
         }
         // a second later the expired entry is pruned and a new token fits
-        cache.insert(TokenDigest([42; 32]), value("y"), 3000.0, 1600);
+        cache.insert("t42", value("y"), 3000.0, 1600);
         assert!(cache.len() <= 3);
         assert!(
-            cache.get(&TokenDigest([42; 32]), 1600).is_some(),
+            cache.get("t42", 1600).is_some(),
             "room was made by pruning the expired entry"
         );
     }
@@ -267,22 +269,19 @@ mod tests {
     #[test]
     fn a_carried_over_cache_keeps_only_live_accepted_entries_within_its_bound() {
         let older = cache(10);
-        older.insert(TokenDigest([1; 32]), value("keep"), 3000.0, 1000);
-        older.insert(TokenDigest([2; 32]), value("drop"), 3000.0, 1000);
-        older.insert(TokenDigest([3; 32]), value("keep"), 1500.0, 1000);
-        older.insert(TokenDigest([4; 32]), value("keep"), 3000.0, 1000);
+        older.insert("t1", value("keep"), 3000.0, 1000);
+        older.insert("t2", value("drop"), 3000.0, 1000);
+        older.insert("t3", value("keep"), 1500.0, 1000);
+        older.insert("t4", value("keep"), 3000.0, 1000);
         let newer = cache(1);
         newer.carry_over(&older, 2000, |v| v == "keep");
         assert_eq!(newer.len(), 1, "bounded by the new cache's max_entries");
         let wider = cache(10);
         wider.carry_over(&older, 2000, |v| v == "keep");
         assert_eq!(wider.len(), 2);
-        assert!(wider.get(&TokenDigest([1; 32]), 2000).is_some());
-        assert!(
-            wider.get(&TokenDigest([2; 32]), 2000).is_none(),
-            "refused by keep"
-        );
-        assert!(wider.get(&TokenDigest([3; 32]), 2000).is_none(), "expired");
-        assert!(wider.get(&TokenDigest([4; 32]), 2000).is_some());
+        assert!(wider.get("t1", 2000).is_some());
+        assert!(wider.get("t2", 2000).is_none(), "refused by keep");
+        assert!(wider.get("t3", 2000).is_none(), "expired");
+        assert!(wider.get("t4", 2000).is_some());
     }
 }

@@ -2,7 +2,7 @@
 //! and the measured-request guard.
 
 use axum::http::HeaderMap;
-use std::time::Instant;
+use quanta::Instant;
 
 use crate::metrics::{Api, InFlight, Metrics, Outcome};
 use crate::request::RequestFacts;

@@ -25,15 +25,42 @@ pub struct Holder<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum TokenId<'a> {
     Jti(&'a str),
-    /// A JWS without `jti`: the SHA-256 of its signing input, and of the
-    /// whole token for [`TOKEN_HASH_PREFIX`] entries (computed only
-    /// while the copy holds any).
+    /// A JWS without `jti`: the SHA-256 of its signing input, and the whole
+    /// token, whose SHA-256 names it in [`TOKEN_HASH_PREFIX`] entries
+    /// (computed only while the copy holds any).
     SigningInput {
         signing_input: &'a [u8; 32],
-        token: &'a WholeToken<'a>,
+        token: Option<&'a WholeToken<'a>>,
     },
     /// An opaque token: the SHA-256 of the whole token.
     Whole(&'a [u8; 32]),
+    /// One of the above, its [`TokenId::fingerprint`] worked out once, when
+    /// the token was verified (a cached verdict does not hash it again);
+    /// `token` as for `SigningInput`.
+    Known {
+        fingerprint: u128,
+        token: Option<&'a WholeToken<'a>>,
+    },
+}
+
+impl TokenId<'_> {
+    /// The key of this token's entry in the copy, under the configured `iss`.
+    pub fn fingerprint(self, iss: &str) -> u128 {
+        match self {
+            TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
+            TokenId::SigningInput { signing_input, .. } => fingerprint(
+                Kind::Jti,
+                iss,
+                &[SIGNING_INPUT_PREFIX.as_bytes(), &hex_lower(signing_input)],
+            ),
+            TokenId::Whole(digest) => fingerprint(
+                Kind::Jti,
+                iss,
+                &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(digest)],
+            ),
+            TokenId::Known { fingerprint, .. } => fingerprint,
+        }
+    }
 }
 
 /// Fixed-key SipHash so that fingerprints are the same in every process
@@ -73,6 +100,30 @@ fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
+/// The maps' keys are already fingerprints: their two halves folded
+/// together are the map's hash (hashing them again with SipHash showed in
+/// the profile of cached `IntrospectBatch` verdicts).
+#[derive(Default)]
+struct FoldKey(u64);
+
+impl Hasher for FoldKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 ^= u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, n: u128) {
+        self.0 = (n >> 64) as u64 ^ n as u64;
+    }
+}
+
+type ByFingerprint = std::hash::BuildHasherDefault<FoldKey>;
+
 /// A subject- or issuer-wide entry in the local copy.
 #[derive(Clone, Copy, Debug)]
 struct Bulk {
@@ -84,9 +135,9 @@ struct Bulk {
 #[derive(Default)]
 struct Maps {
     /// fingerprint(Jti, iss, jti) → expires_at
-    jti: DashMap<u128, u64, Fingerprinter>,
+    jti: DashMap<u128, u64, ByFingerprint>,
     /// fingerprint(Subject, iss, sub) or fingerprint(Issuer, iss) → entries
-    bulk: DashMap<u128, Vec<Bulk>, Fingerprinter>,
+    bulk: DashMap<u128, Vec<Bulk>, ByFingerprint>,
     /// Whether any entry of the legacy whole-token-hash form was applied.
     token_hashes: std::sync::atomic::AtomicBool,
 }
@@ -212,23 +263,15 @@ impl LocalCopy {
         let Holder { iss, sub, sid, iat } = *holder;
         let maps = self.maps.load();
         let revoked = |key: u128| maps.jti.get(&key).is_some_and(|exp| *exp > now);
-        let jti_key = match id {
-            TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
-            TokenId::SigningInput { signing_input, .. } => fingerprint(
-                Kind::Jti,
-                iss,
-                &[SIGNING_INPUT_PREFIX.as_bytes(), &hex_lower(signing_input)],
-            ),
-            TokenId::Whole(digest) => fingerprint(
-                Kind::Jti,
-                iss,
-                &[TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(digest)],
-            ),
-        };
-        if revoked(jti_key) {
+        if revoked(id.fingerprint(iss)) {
             return true;
         }
-        if let TokenId::SigningInput { token, .. } = id
+        if let TokenId::SigningInput {
+            token: Some(token), ..
+        }
+        | TokenId::Known {
+            token: Some(token), ..
+        } = id
             && maps.token_hashes.load(std::sync::atomic::Ordering::Relaxed)
         {
             let legacy = [TOKEN_HASH_PREFIX.as_bytes(), &hex_lower(&token.digest().0)];
@@ -352,7 +395,7 @@ mod tests {
         );
         let id = |signing_input, token| TokenId::SigningInput {
             signing_input,
-            token,
+            token: Some(token),
         };
         assert!(copy.is_revoked(
             &Holder {
@@ -403,7 +446,7 @@ mod tests {
         let whole = WholeToken::new(token);
         let id = TokenId::SigningInput {
             signing_input: &input,
-            token: &whole,
+            token: Some(&whole),
         };
         assert!(!copy.is_revoked(
             &Holder {

@@ -13,9 +13,9 @@ pub use opaque::{Opaque, is_compact_jws};
 pub use rules::{check_answer_claims, check_claims, issued_at};
 pub use verified::{Proof, Stamp, UnsafeClaim, Verdict, Verified};
 
+use quanta::Instant;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use crate::cache::{CacheMetrics, TokenCache};
 use crate::config::providers::TENANT;
@@ -254,7 +254,7 @@ impl Verifier {
     /// A cached verdict still valid at `now` whose key is still in the set.
     fn cached(&self, whole: &WholeToken<'_>, now: u64, seen: &mut Seen) -> Option<Arc<Verified>> {
         let cache = self.cache.as_ref()?;
-        let verified = cache.get(whole.digest(), now)?;
+        let verified = cache.get(whole.text, now)?;
         seen.issuer = Some(verified.issuer);
         seen.alg = verified.alg();
         if let Proof::Signature { key, .. } = verified.proof
@@ -263,7 +263,7 @@ impl Verifier {
             return Some(verified);
         }
         // Its key left the set: forget it and judge the token afresh.
-        cache.remove(whole.digest());
+        cache.remove(whole.text);
         None
     }
 
@@ -291,7 +291,7 @@ impl Verifier {
         if let Some(cache) = &self.cache {
             let policy = &self.issuer(verified.issuer).config;
             let expires_at = verified.claims.exp().unwrap_or(0.0) + policy.leeway_seconds as f64;
-            cache.insert(*whole.digest(), verified.clone(), expires_at, now);
+            cache.insert(whole.text, verified.clone(), expires_at, now);
         }
         Ok(verified)
     }
@@ -358,7 +358,13 @@ impl Verifier {
         rules::check_header(&jws, policy)?;
         let key = verify_signature(issuer, &jws).await?;
         check_claims(&claims, policy, now)?;
-        Ok(Verified::new(index, alg, key, claims, jws.signing_input))
+        Ok(Verified::new(
+            (index, &policy.issuer),
+            alg,
+            key,
+            claims,
+            jws.signing_input,
+        ))
     }
 }
 

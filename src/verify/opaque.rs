@@ -74,10 +74,10 @@ impl Opaque {
         if !is_b64token(token.text) {
             return Err(Reason::Malformed);
         }
-        let digest = *token.digest();
-        if let Some(answer) = self.cache.get(&digest, now) {
+        if let Some(answer) = self.cache.get(token.text, now) {
             return answer;
         }
+        let digest = *token.digest();
         let call = self.in_flight.entry(digest).or_default().clone();
         // Leaves `in_flight` however this ends, an abandoned request included:
         // a call left behind would hand its answer out past the cache's bounds.
@@ -120,7 +120,7 @@ impl Opaque {
                 }
                 Err(_) => (now + config.negative_cache.as_secs()) as f64,
             };
-            self.remember(digest, answer.clone(), expires_at, now);
+            self.remember(token, answer.clone(), expires_at, now);
             return answer;
         }
         if let Some(reason) = failed {
@@ -134,7 +134,7 @@ impl Opaque {
             .min()
             .unwrap_or(0);
         let answer = Err(Reason::UpstreamInactive);
-        self.remember(digest, answer.clone(), (now + negative) as f64, now);
+        self.remember(token, answer.clone(), (now + negative) as f64, now);
         answer
     }
 
@@ -154,12 +154,16 @@ impl Opaque {
         let claims = Claims::parse(&json).map_err(|_| Reason::UpstreamBadAnswer)?;
         let issuer = &introspector.issuer;
         check_answer_claims(&claims, &issuer.config, now)?;
-        Ok(Arc::new(Verified::introspected(issuer.id, claims, digest)))
+        Ok(Arc::new(Verified::introspected(
+            (issuer.id, &issuer.config.issuer),
+            claims,
+            digest,
+        )))
     }
 
-    fn remember(&self, digest: TokenDigest, answer: Answer, expires_at: f64, now: u64) {
+    fn remember(&self, token: &str, answer: Answer, expires_at: f64, now: u64) {
         if expires_at > now as f64 {
-            self.cache.insert(digest, answer, expires_at, now);
+            self.cache.insert(token, answer, expires_at, now);
         }
     }
 }

@@ -45,6 +45,10 @@ pub struct Verified {
     /// signature shares); for an opaque token, the SHA-256 of the token.
     /// Boxed: most JWTs have a `jti`, and every byte here is paid per cached token.
     revocation_hash: Option<Box<[u8; 32]>>,
+    /// The key of this token's entry in the revocation list's local copy
+    /// ([`TokenId::fingerprint`] under the issuer's configured `issuer`),
+    /// worked out once here rather than on every cached verdict.
+    revocation_key: u128,
     /// Every claim, parsed on first use (by a route's `claims` matcher).
     /// Boxed, as few routes match on claims.
     tree: OnceLock<Box<serde_json::Value>>,
@@ -77,9 +81,9 @@ pub struct UnsafeClaim(pub &'static str);
 
 impl Verified {
     /// A JWS: `signing_input` is its `header.payload` (hashed only when the
-    /// token has no `jti`).
+    /// token has no `jti`); `iss` its issuer's configured `issuer`.
     pub fn new(
-        issuer: IssuerId,
+        (issuer, iss): (IssuerId, &str),
         alg: Algorithm,
         key: u64,
         claims: Claims,
@@ -90,7 +94,7 @@ impl Verified {
             .is_none()
             .then(|| Box::new(sha256(signing_input)));
         Verified::with(
-            issuer,
+            (issuer, iss),
             Proof::Signature { alg, key },
             claims,
             revocation_hash,
@@ -98,9 +102,13 @@ impl Verified {
     }
 
     /// An opaque token, by the SHA-256 of the whole token.
-    pub fn introspected(issuer: IssuerId, claims: Claims, token: &TokenDigest) -> Verified {
+    pub fn introspected(
+        (issuer, iss): (IssuerId, &str),
+        claims: Claims,
+        token: &TokenDigest,
+    ) -> Verified {
         Verified::with(
-            issuer,
+            (issuer, iss),
             Proof::Introspection,
             claims,
             Some(Box::new(token.0)),
@@ -108,16 +116,26 @@ impl Verified {
     }
 
     fn with(
-        issuer: IssuerId,
+        (issuer, iss): (IssuerId, &str),
         proof: Proof,
         claims: Claims,
         revocation_hash: Option<Box<[u8; 32]>>,
     ) -> Verified {
+        let id = match (&revocation_hash, proof) {
+            (Some(hash), Proof::Introspection) => TokenId::Whole(hash),
+            (Some(signing_input), Proof::Signature { .. }) => TokenId::SigningInput {
+                signing_input,
+                token: None,
+            },
+            (None, _) => TokenId::Jti(claims.jti().unwrap_or_default()),
+        };
+        let revocation_key = id.fingerprint(iss);
         Verified {
             issuer,
             proof,
             claims,
             revocation_hash,
+            revocation_key,
             tree: OnceLock::new(),
             stamp: ArcSwapOption::empty(),
         }
@@ -193,13 +211,10 @@ impl Verified {
     /// What names this one token for revocation: its `jti`, else the hash
     /// kept for it.
     pub fn token_id<'a>(&'a self, token: &'a WholeToken<'a>) -> TokenId<'a> {
-        match (&self.revocation_hash, self.proof) {
-            (Some(hash), Proof::Introspection) => TokenId::Whole(hash),
-            (Some(signing_input), Proof::Signature { .. }) => TokenId::SigningInput {
-                signing_input,
-                token,
-            },
-            (None, _) => TokenId::Jti(self.claims.jti().unwrap_or_default()),
+        let signed_without_jti = self.revocation_hash.is_some() && self.alg().is_some();
+        TokenId::Known {
+            fingerprint: self.revocation_key,
+            token: signed_without_jti.then_some(token),
         }
     }
 }

@@ -1,6 +1,9 @@
 //! What a DPoP-bound token costs on the cached path next to a bearer token
 //! (issue: "the proof signature dominates"). One group:
-//! - `cached_bearer`: `Verifier::check` of a cached ES256 token;
+//! - `cached_bearer_dpop_off`: `Verifier::check` of a cached ES256 bearer
+//!   token, its issuer with `dpop = "off"`: the baseline;
+//! - `cached_bearer`: the same token, its issuer accepting DPoP (the
+//!   default): what the feature costs a token that is not bound;
 //! - `cached_dpop_es256`: the same token bound to a client's ES256 key, with
 //!   a fresh proof each time (made outside the timing): every rule of RFC 9449
 //!   §4.3 and the replay store (memory);
@@ -47,21 +50,26 @@ fn bench_binding(c: &mut Criterion) {
         "[[issuers]]\nname = \"bench\"\nissuer = \"{ISS}\"\njwks_file = {:?}\n",
         path.display().to_string()
     );
-    let config = Config::from_toml(&text, Vec::new()).unwrap();
     let metrics = Arc::new(Metrics::new(&["bench".to_string()]));
-    let issuer =
-        Arc::new(IssuerKeys::new(IssuerId(0), config.issuers[0].clone(), metrics.clone()).unwrap());
-    tokio::runtime::Runtime::new()
-        .unwrap()
-        .block_on(issuer.refresh_now())
-        .unwrap();
-    let verifier = Verifier::new(
-        vec![issuer],
-        8192,
-        metrics,
-        Arc::new(tokend::revocation::Revocations::memory(2_592_000)),
-    )
-    .with_cache(100_000);
+    let verifier_of = |text: &str| {
+        let config = Config::from_toml(text, Vec::new()).unwrap();
+        let issuer = Arc::new(
+            IssuerKeys::new(IssuerId(0), config.issuers[0].clone(), metrics.clone()).unwrap(),
+        );
+        tokio::runtime::Runtime::new()
+            .unwrap()
+            .block_on(issuer.refresh_now())
+            .unwrap();
+        Verifier::new(
+            vec![issuer],
+            8192,
+            metrics.clone(),
+            Arc::new(tokend::revocation::Revocations::memory(2_592_000)),
+        )
+        .with_cache(100_000)
+    };
+    let verifier = verifier_of(&text);
+    let without_dpop = verifier_of(&(text.clone() + "dpop = \"off\"\n"));
 
     let t = now();
     let client = Signer::generate(Algorithm::ES256, "client");
@@ -106,8 +114,24 @@ fn bench_binding(c: &mut Criterion) {
     );
     assert!(dpop(&bound, &proof()));
 
+    assert!(
+        without_dpop
+            .check(&Presented::new(&bearer, TokenSource::FormBody), t)
+            .now_or_never()
+            .unwrap()
+            .is_active()
+    );
+
     let mut group = c.benchmark_group("binding");
     group.throughput(Throughput::Elements(1));
+    group.bench_function("cached_bearer_dpop_off", |b| {
+        b.iter(|| {
+            without_dpop
+                .check(&Presented::new(&bearer, TokenSource::FormBody), t)
+                .now_or_never()
+                .unwrap()
+        })
+    });
     group.bench_function("cached_bearer", |b| {
         b.iter(|| {
             verifier

@@ -1,7 +1,10 @@
 //! What an opaque token costs next to a JWT (issue: "a cache hit for an
 //! opaque token costs what a cached JWT costs; an uncached one adds one
-//! upstream round trip and nothing else"). One group, four numbers:
+//! upstream round trip and nothing else"). One group, five numbers:
 //! - `cached_jwt_es256`: `Verifier::check` answered from the verified-token cache;
+//! - `cached_jwt_beside_opaque_issuer`: the same JWTs through a verifier
+//!   that also has the opaque issuer (the opaque stage's shape check runs
+//!   first): what the feature costs a JWT that does not use it;
 //! - `cached_opaque`: an opaque token answered from the introspection cache;
 //! - `uncached_opaque`: a new opaque token each time, introspected over HTTP
 //!   at a loopback endpoint (tokend's whole path, the call included);
@@ -67,13 +70,14 @@ fn start_endpoint() -> String {
 }
 
 fn issuer(
-    text: &str,
+    (id, text): (usize, &str),
     metrics: &Arc<Metrics>,
     runtime: &tokio::runtime::Runtime,
 ) -> Arc<IssuerKeys> {
     let config = Config::from_toml(text, Vec::new()).unwrap();
-    let issuer =
-        Arc::new(IssuerKeys::new(IssuerId(0), config.issuers[0].clone(), metrics.clone()).unwrap());
+    let issuer = Arc::new(
+        IssuerKeys::new(IssuerId(id), config.issuers[0].clone(), metrics.clone()).unwrap(),
+    );
     runtime.block_on(issuer.refresh_now()).unwrap();
     issuer
 }
@@ -99,14 +103,11 @@ fn bench_opaque(c: &mut Criterion) {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("jwks.json");
     std::fs::write(&path, tokend::mint::jwks(&[&signer]).to_string()).unwrap();
-    let jwt_issuer = issuer(
-        &format!(
-            "[[issuers]]\nname = \"bench\"\nissuer = \"{JWT_ISS}\"\njwks_file = {:?}\n",
-            path.display().to_string()
-        ),
-        &metrics,
-        &runtime,
+    let jwt_config = format!(
+        "[[issuers]]\nname = \"bench\"\nissuer = \"{JWT_ISS}\"\njwks_file = {:?}\n",
+        path.display().to_string()
     );
+    let jwt_issuer = issuer((0, &jwt_config), &metrics, &runtime);
     let jwts = Verifier::new(vec![jwt_issuer], 8192, metrics.clone(), revocations.clone())
         .with_cache(100_000);
     let jwt_tokens: Vec<String> = (0..TOKENS)
@@ -122,28 +123,46 @@ fn bench_opaque(c: &mut Criterion) {
     // An opaque issuer introspecting at the loopback endpoint.
     let base = start_endpoint();
     let endpoint = format!("{base}/introspect");
-    let opaque_issuer = issuer(
-        &format!(
-            "[[issuers]]\nname = \"bench\"\nissuer = \"{base}\"\nintrospection_endpoint = \"{endpoint}\"\n\
-             introspection_client_id = \"tokend\"\nintrospection_client_secret = \"s\"\nallow_insecure_http = true\n"
-        ),
-        &metrics,
-        &runtime,
+    let opaque_config = format!(
+        "[[issuers]]\nname = \"bench\"\nissuer = \"{base}\"\nintrospection_endpoint = \"{endpoint}\"\n\
+         introspection_client_id = \"tokend\"\nintrospection_client_secret = \"s\"\nallow_insecure_http = true\n"
     );
-    let opaques = Verifier::new(vec![opaque_issuer], 8192, metrics.clone(), revocations)
-        .with_introspection(1_000_000)
-        .unwrap();
+    let opaque_issuer = issuer((0, &opaque_config), &metrics, &runtime);
+    let opaques = Verifier::new(
+        vec![opaque_issuer],
+        8192,
+        metrics.clone(),
+        revocations.clone(),
+    )
+    .with_introspection(1_000_000)
+    .unwrap();
+    // Both issuers in one verifier, as a configuration with both has them.
+    let both = Verifier::new(
+        vec![
+            issuer((0, &jwt_config), &metrics, &runtime),
+            issuer((1, &opaque_config), &metrics, &runtime),
+        ],
+        8192,
+        metrics.clone(),
+        revocations,
+    )
+    .with_cache(100_000)
+    .with_introspection(1_000_000)
+    .unwrap();
     let opaque_tokens: Vec<String> = (0..TOKENS)
         .map(|i| format!("ory_at_bench{i:06}.sig"))
         .collect();
 
     for token in &jwt_tokens {
-        assert!(
-            jwts.check(&presented(token), t)
-                .now_or_never()
-                .unwrap()
-                .is_active()
-        );
+        for verifier in [&jwts, &both] {
+            assert!(
+                verifier
+                    .check(&presented(token), t)
+                    .now_or_never()
+                    .unwrap()
+                    .is_active()
+            );
+        }
     }
     for token in &opaque_tokens {
         assert!(
@@ -160,6 +179,14 @@ fn bench_opaque(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 1) % TOKENS;
             jwts.check(&presented(&jwt_tokens[i]), t)
+                .now_or_never()
+                .expect("a hit never awaits")
+        })
+    });
+    group.bench_function("cached_jwt_beside_opaque_issuer", |b| {
+        b.iter(|| {
+            i = (i + 1) % TOKENS;
+            both.check(&presented(&jwt_tokens[i]), t)
                 .now_or_never()
                 .expect("a hit never awaits")
         })

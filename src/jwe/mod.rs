@@ -39,7 +39,7 @@ const MAX_HEADER_BYTES: usize = 2048;
 
 /// Whether a token is shaped as a compact JWE (four dots).
 pub fn is_compact_jwe(token: &str) -> bool {
-    token.bytes().filter(|b| *b == b'.').count() == 4
+    crate::token::dots(token) == 4
 }
 
 /// Decryption keys, each with its owner (the issuer whose tokens it opens).

@@ -186,5 +186,5 @@ impl Drop for Leave<'_> {
 /// Whether a token is shaped as a compact JWS (two dots); anything else is
 /// opaque. (Hydra's `ory_at_…` tokens have one dot, most others none.)
 pub fn is_compact_jws(token: &str) -> bool {
-    token.bytes().filter(|b| *b == b'.').count() == 2
+    crate::token::dots(token) == 2
 }

@@ -3,15 +3,19 @@
 //! to what was learnt about it (a verified JWS, or the answer of an upstream
 //! introspection).
 //!
-//! Indexed by a keyed 64-bit hash of the token (foldhash, a fresh random key
-//! per cache), not a cryptographic one: every entry keeps the token itself
-//! and a lookup compares it byte for byte, so an index collision can only
-//! ever miss, never return another token's claims. That costs the token's
-//! length per entry and saves a SHA-256 per lookup (the largest share of a
-//! cached verdict's CPU before). Someone who learnt the key could make their
-//! tokens share a victim's index and push its entry out (`insert` replaces):
-//! a re-verification, never a verdict. A hit still checks expiry, that the
-//! key which verified the token is still in its issuer's set, and revocation
+//! Indexed by a keyed 64-bit hash of the token (foldhash, a random key per
+//! process), not a cryptographic one: an entry keeps the token itself, up to
+//! [`KEPT_WHOLE`] bytes, and a lookup compares it byte for byte; a longer
+//! token is kept and compared by its SHA-256, so that no entry's key costs
+//! more than 1 KiB (an opaque token's negative answer is cached for any
+//! string an attacker sends, up to `max_token_bytes`). Either way an index
+//! collision can only ever miss, never return another token's claims.
+//! Keeping short tokens whole saves a SHA-256 per lookup (the largest share
+//! of a cached verdict's CPU before) for the token's length in memory.
+//! Someone who learnt the key could make their tokens share a victim's
+//! index and push its entry out (`insert` replaces): a re-verification,
+//! never a verdict. A hit still checks expiry, that the key which verified
+//! the token is still in its issuer's set, and revocation
 //! (the verifier does those); anything doubtful falls back to full
 //! verification. Lookups use `try_get`: a shard that a writer holds counts as
 //! a miss, so a lookup never waits for a writer. The cache is bounded by
@@ -45,9 +49,62 @@ impl std::hash::Hasher for IndexHasher {
 
 type Index = std::hash::BuildHasherDefault<IndexHasher>;
 
+/// Tokens up to this long are kept whole in their entry; longer ones by
+/// their SHA-256.
+pub const KEPT_WHOLE: usize = 1024;
+
+/// What an entry keeps of its token to confirm a lookup.
+#[derive(Clone)]
+enum Kept {
+    Whole(Box<str>),
+    Digest(Box<[u8; 32]>),
+}
+
+/// A lookup's side of that comparison, worked out before any shard is locked.
+enum Probe<'t> {
+    Whole(&'t str),
+    Digest([u8; 32]),
+}
+
+impl<'t> Probe<'t> {
+    fn of(token: &'t str) -> Probe<'t> {
+        if token.len() <= KEPT_WHOLE {
+            Probe::Whole(token)
+        } else {
+            Probe::Digest(crate::token::sha256(token.as_bytes()))
+        }
+    }
+
+    fn kept(&self) -> Kept {
+        match self {
+            Probe::Whole(token) => Kept::Whole((*token).into()),
+            Probe::Digest(digest) => Kept::Digest(Box::new(*digest)),
+        }
+    }
+
+    fn matches(&self, kept: &Kept) -> bool {
+        match (self, kept) {
+            (Probe::Whole(token), Kept::Whole(whole)) => **whole == **token,
+            (Probe::Digest(digest), Kept::Digest(kept)) => **kept == *digest,
+            _ => false,
+        }
+    }
+}
+
+/// The index's key, drawn once per process (every snapshot's cache shares
+/// it, so a reload carries entries over without their tokens).
+fn index_key() -> &'static foldhash::quality::RandomState {
+    static KEY: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
+    KEY.get_or_init(foldhash::quality::RandomState::default)
+}
+
+fn index(token: &str) -> u64 {
+    index_key().hash_one(token.as_bytes())
+}
+
 struct Cached<T> {
-    /// The token, compared whole on every lookup.
-    token: Box<str>,
+    /// The token (or its SHA-256), compared on every lookup.
+    token: Kept,
     value: T,
     /// Unix seconds after which the token is expired even with leeway.
     expires_at: f64,
@@ -55,8 +112,6 @@ struct Cached<T> {
 
 pub struct TokenCache<T> {
     map: DashMap<u64, Cached<T>, Index>,
-    /// The index's key, drawn when the cache is made.
-    key: foldhash::quality::RandomState,
     max_entries: usize,
     last_prune: AtomicU64,
     /// Entries in `map`, kept beside it.
@@ -95,7 +150,6 @@ impl<T: Clone> TokenCache<T> {
     pub fn new(max_entries: usize, metrics: CacheMetrics) -> TokenCache<T> {
         TokenCache {
             map: DashMap::default(),
-            key: foldhash::quality::RandomState::default(),
             max_entries,
             last_prune: AtomicU64::new(0),
             count: AtomicUsize::new(0),
@@ -103,15 +157,12 @@ impl<T: Clone> TokenCache<T> {
         }
     }
 
-    fn index(&self, token: &str) -> u64 {
-        self.key.hash_one(token.as_bytes())
-    }
-
     /// What is cached for this token, if not expired at `now`.
     pub fn get(&self, token: &str, now: u64) -> Option<T> {
-        let found = match self.map.try_get(&self.index(token)) {
+        let probe = Probe::of(token);
+        let found = match self.map.try_get(&index(token)) {
             TryResult::Present(entry)
-                if *entry.token == *token && (now as f64) < entry.expires_at =>
+                if probe.matches(&entry.token) && (now as f64) < entry.expires_at =>
             {
                 Some(entry.value.clone())
             }
@@ -134,9 +185,9 @@ impl<T: Clone> TokenCache<T> {
             }
         }
         let replaced = self.map.insert(
-            self.index(token),
+            index(token),
             Cached {
-                token: token.into(),
+                token: Probe::of(token).kept(),
                 value,
                 expires_at,
             },
@@ -149,12 +200,19 @@ impl<T: Clone> TokenCache<T> {
 
     /// Forgets a token (its key left the set, or it was found expired).
     pub fn remove(&self, token: &str) {
+        let probe = Probe::of(token);
         if self
             .map
-            .remove_if(&self.index(token), |_, entry| *entry.token == *token)
+            .remove_if(&index(token), |_, entry| probe.matches(&entry.token))
             .is_some()
         {
-            let n = self.count.fetch_sub(1, Ordering::Relaxed).saturating_sub(1);
+            // Saturating: a prune's recount may already have left it out.
+            let n = self
+                .count
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                    Some(n.saturating_sub(1))
+                })
+                .map_or(0, |before| before.saturating_sub(1));
             self.metrics.size.set(n as f64);
         }
     }
@@ -196,8 +254,7 @@ impl<T: Clone> TokenCache<T> {
                 value: cached.value.clone(),
                 expires_at: cached.expires_at,
             };
-            // Under this cache's own key.
-            if self.map.insert(self.index(&cached.token), copy).is_none() {
+            if self.map.insert(*entry.key(), copy).is_none() {
                 self.count.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -233,18 +290,47 @@ mod tests {
         // What a collision looks like: another token's index holding a's
         // entry (another token, a prefix of a, a longer one).
         for other in ["token-b", "token-", "token-aa"] {
-            let a = cache.map.remove(&cache.index("token-a")).unwrap().1;
-            cache.map.insert(cache.index(other), a);
+            let a = cache.map.remove(&index("token-a")).unwrap().1;
+            cache.map.insert(index(other), a);
             assert!(cache.get(other, 1000).is_none(), "{other} is not a");
             cache.remove(other);
             assert!(
-                cache.map.contains_key(&cache.index(other)),
+                cache.map.contains_key(&index(other)),
                 "removing {other} leaves a's entry alone"
             );
-            let a = cache.map.remove(&cache.index(other)).unwrap().1;
-            cache.map.insert(cache.index("token-a"), a);
+            let a = cache.map.remove(&index(other)).unwrap().1;
+            cache.map.insert(index("token-a"), a);
         }
         assert_eq!(cache.get("token-a", 1000).unwrap().as_str(), "alice");
+    }
+
+    #[test]
+    fn a_long_token_is_kept_by_its_digest_and_still_told_apart() {
+        let cache = cache(10);
+        let long = "a".repeat(KEPT_WHOLE + 500);
+        let mut other = long.clone();
+        other.replace_range(KEPT_WHOLE + 10..KEPT_WHOLE + 11, "b");
+        let short = "a".repeat(KEPT_WHOLE);
+        cache.insert(&long, value("long"), 2000.0, 1000);
+        cache.insert(&short, value("short"), 2000.0, 1000);
+        let entry = cache.map.get(&index(&long)).unwrap();
+        assert!(
+            matches!(entry.token, Kept::Digest(_)),
+            "no entry keeps more than KEPT_WHOLE bytes of its token"
+        );
+        drop(entry);
+        assert!(matches!(
+            cache.map.get(&index(&short)).unwrap().token,
+            Kept::Whole(_)
+        ));
+        assert_eq!(cache.get(&long, 1000).unwrap(), "long");
+        assert_eq!(cache.get(&short, 1000).unwrap(), "short");
+        // Another long token at the long one's index: its digest differs.
+        let kept = cache.map.remove(&index(&long)).unwrap().1;
+        cache.map.insert(index(&other), kept);
+        assert!(cache.get(&other, 1000).is_none());
+        cache.remove(&other);
+        assert!(cache.map.contains_key(&index(&other)), "not other's entry");
     }
 
     #[test]

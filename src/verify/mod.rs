@@ -127,10 +127,14 @@ impl Verifier {
     /// Takes over `previous`'s cached verdicts (verified tokens and
     /// introspection answers) for the issuers both share unchanged — the same
     /// [`IssuerKeys`] at the same place; any other verdict was judged under
-    /// a configuration that is gone.
+    /// a configuration that is gone. Not an issuer's that opens encrypted
+    /// tokens: a reload reads its `decryption_keys_file` afresh, and a
+    /// verdict on a JWE opened with a key since removed must not outlive it.
     pub fn carry_over(&self, previous: &Verifier, now: u64) {
         let unchanged = |id: IssuerId| match (self.issuers.get(id.0), previous.issuers.get(id.0)) {
-            (Some(new), Some(old)) => Arc::ptr_eq(new, old),
+            (Some(new), Some(old)) => {
+                Arc::ptr_eq(new, old) && new.config.decryption_keys_file.is_none()
+            }
             _ => false,
         };
         if let (Some(cache), Some(older)) = (&self.cache, &previous.cache) {

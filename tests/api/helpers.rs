@@ -146,7 +146,13 @@ pub const REVOKER_SECRET: &str = "revoker-secret";
 
 /// Config with listeners on port 0 and three callers; `issuers` is TOML.
 pub fn config_with(issuers: &str, extra: &str) -> Config {
-    let text = format!(
+    let text = config_text_with(issuers, extra);
+    Config::from_toml(&text, Vec::new()).unwrap_or_else(|e| panic!("test config: {e}\n{text}"))
+}
+
+/// The text [`config_with`] loads (for a test that writes it to a file).
+pub fn config_text_with(issuers: &str, extra: &str) -> String {
+    format!(
         r#"
 [server]
 http_addr = "127.0.0.1:0"
@@ -171,8 +177,7 @@ permissions = ["revoke"]
 
 {extra}
 "#
-    );
-    Config::from_toml(&text, Vec::new()).unwrap_or_else(|e| panic!("test config: {e}\n{text}"))
+    )
 }
 
 /// An issuer block fetching its JWKS from `idp` (plain HTTP on loopback).

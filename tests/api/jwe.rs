@@ -207,6 +207,42 @@ async fn a_jwe_is_revoked_by_its_inner_token() {
     assert!(!s.app.is_active(&inner).await, "and the JWT inside it");
 }
 
+/// A decryption key taken out of the file and the configuration reloaded:
+/// a JWE sealed to it is refused at once, though its verdict was cached (the
+/// file's path is unchanged, so the issuer is).
+#[tokio::test]
+async fn a_reload_that_removes_a_decryption_key_ends_its_cached_verdicts() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let (kept, removed) = (generate_ec_jwk("kept"), generate_ec_jwk("removed"));
+    let file = crate::reload::ConfigFile::new("");
+    let keys = file.0.with_file_name("keys.json");
+    std::fs::write(&keys, json!({"keys": [kept, removed]}).to_string()).unwrap();
+    let decrypt = format!("decryption_keys_file = {:?}", keys.display().to_string());
+    file.write(&config_text_with(
+        &jwks_issuer("main", ISS, &idp, &decrypt),
+        "",
+    ));
+    let app = spawn_ready(tokend::config::Config::load(&file.0).unwrap()).await;
+    let inner = key.sign(Algorithm::ES256, &claims(ISS));
+    let sealed = |to: &Value| seal(&inner, &public(to), "ECDH-ES", "A256GCM", &json!({})).unwrap();
+    let (to_kept, to_removed) = (sealed(&kept), sealed(&removed));
+    assert!(app.is_active(&to_kept).await);
+    assert!(app.is_active(&to_removed).await, "cached now");
+
+    std::fs::write(&keys, json!({"keys": [kept]}).to_string()).unwrap();
+    app.app
+        .reloader(file.0.clone())
+        .reload("test")
+        .await
+        .expect("reload");
+    assert!(
+        !app.is_active(&to_removed).await,
+        "its key is gone: not served from the cache"
+    );
+    assert!(app.is_active(&to_kept).await);
+}
+
 #[test]
 fn check_config_names_every_bad_decryption_key_file() {
     let dir =

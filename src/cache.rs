@@ -28,26 +28,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// The index is already a keyed hash of the token: the map uses it as it is.
-#[derive(Default)]
-struct IndexHasher(u64);
-
-impl std::hash::Hasher for IndexHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-type Index = std::hash::BuildHasherDefault<IndexHasher>;
+type Index = crate::prehashed::BuildPrehashed;
 
 /// Tokens up to this long are kept whole in their entry; longer ones by
 /// their SHA-256.
@@ -91,8 +72,9 @@ impl<'t> Probe<'t> {
     }
 }
 
-/// The index's key, drawn once per process (every snapshot's cache shares
-/// it, so a reload carries entries over without their tokens).
+/// The index's key, drawn once per process: every snapshot's cache shares
+/// it, so a reload copies entries under the index they have (an entry kept
+/// by its digest has no token left to hash again).
 fn index_key() -> &'static foldhash::quality::RandomState {
     static KEY: std::sync::OnceLock<foldhash::quality::RandomState> = std::sync::OnceLock::new();
     KEY.get_or_init(foldhash::quality::RandomState::default)

@@ -67,6 +67,7 @@ pub mod keys;
 mod listen;
 pub mod metrics;
 pub mod mint;
+mod prehashed;
 pub mod reload;
 pub mod request;
 pub mod revocation;

@@ -100,29 +100,9 @@ fn hex_lower(bytes: &[u8; 32]) -> [u8; 64] {
     out
 }
 
-/// The maps' keys are already fingerprints: their two halves folded
-/// together are the map's hash (hashing them again with SipHash showed in
-/// the profile of cached `IntrospectBatch` verdicts).
-#[derive(Default)]
-struct FoldKey(u64);
-
-impl Hasher for FoldKey {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(word);
-        }
-    }
-    fn write_u128(&mut self, n: u128) {
-        self.0 = (n >> 64) as u64 ^ n as u64;
-    }
-}
-
-type ByFingerprint = std::hash::BuildHasherDefault<FoldKey>;
+/// The maps' keys are already fingerprints: hashing them again with SipHash
+/// showed in the profile of cached `IntrospectBatch` verdicts.
+type ByFingerprint = crate::prehashed::BuildPrehashed;
 
 /// A subject- or issuer-wide entry in the local copy.
 #[derive(Clone, Copy, Debug)]

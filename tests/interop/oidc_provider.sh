@@ -22,8 +22,10 @@ run_case() {
 
   PORT=$idp_port SIGN_ALG=$alg node "$HERE/oidc-provider/provider.mjs" >"$WORK/idp-$alg.log" 2>&1 &
   PIDS+=($!)
-  # Node loads oidc-provider and generates an RSA key first: allow it a minute on a busy machine.
-  wait_for "$issuer/.well-known/openid-configuration" 600 "$WORK/idp-$alg.log" oidc-provider
+  # Node loads oidc-provider and generates an RSA key first: it takes ~2 s
+  # here, but one CI run saw it silent for a minute (only Node's "unsupported
+  # runtime" warning in its log) on a cold machine: allow three.
+  wait_for "$issuer/.well-known/openid-configuration" 1800 "$WORK/idp-$alg.log" oidc-provider
 
   cat >"$WORK/tokend-$alg.toml" <<TOML
 [server]

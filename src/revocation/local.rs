@@ -25,18 +25,14 @@ pub struct Holder<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum TokenId<'a> {
     Jti(&'a str),
-    /// A JWS without `jti`: the SHA-256 of its signing input, and the whole
-    /// token, whose SHA-256 names it in [`TOKEN_HASH_PREFIX`] entries
-    /// (computed only while the copy holds any).
-    SigningInput {
-        signing_input: &'a [u8; 32],
-        token: Option<&'a WholeToken<'a>>,
-    },
+    /// A JWS without `jti`: the SHA-256 of its signing input.
+    SigningInput(&'a [u8; 32]),
     /// An opaque token: the SHA-256 of the whole token.
     Whole(&'a [u8; 32]),
     /// One of the above, its [`TokenId::fingerprint`] worked out once, when
     /// the token was verified (a cached verdict does not hash it again);
-    /// `token` as for `SigningInput`.
+    /// for a JWS without `jti`, `token` too: its SHA-256 names it in
+    /// [`TOKEN_HASH_PREFIX`] entries (computed only while the copy holds any).
     Known {
         fingerprint: u128,
         token: Option<&'a WholeToken<'a>>,
@@ -48,7 +44,7 @@ impl TokenId<'_> {
     pub fn fingerprint(self, iss: &str) -> u128 {
         match self {
             TokenId::Jti(jti) => fingerprint(Kind::Jti, iss, &[jti.as_bytes()]),
-            TokenId::SigningInput { signing_input, .. } => fingerprint(
+            TokenId::SigningInput(signing_input) => fingerprint(
                 Kind::Jti,
                 iss,
                 &[SIGNING_INPUT_PREFIX.as_bytes(), &hex_lower(signing_input)],
@@ -246,10 +242,7 @@ impl LocalCopy {
         if revoked(id.fingerprint(iss)) {
             return true;
         }
-        if let TokenId::SigningInput {
-            token: Some(token), ..
-        }
-        | TokenId::Known {
+        if let TokenId::Known {
             token: Some(token), ..
         } = id
             && maps.token_hashes.load(std::sync::atomic::Ordering::Relaxed)
@@ -373,10 +366,7 @@ mod tests {
             WholeToken::new("a.b.c"),
             WholeToken::new("a.b.other-signature"),
         );
-        let id = |signing_input, token| TokenId::SigningInput {
-            signing_input,
-            token: Some(token),
-        };
+        let id = |signing_input, _: &WholeToken| TokenId::SigningInput(signing_input);
         assert!(copy.is_revoked(
             &Holder {
                 iss: "i",
@@ -424,8 +414,8 @@ mod tests {
         );
         let input = crate::token::sha256(b"a.b");
         let whole = WholeToken::new(token);
-        let id = TokenId::SigningInput {
-            signing_input: &input,
+        let id = TokenId::Known {
+            fingerprint: TokenId::SigningInput(&input).fingerprint("i"),
             token: Some(&whole),
         };
         assert!(!copy.is_revoked(

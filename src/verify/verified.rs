@@ -123,10 +123,7 @@ impl Verified {
     ) -> Verified {
         let id = match (&revocation_hash, proof) {
             (Some(hash), Proof::Introspection) => TokenId::Whole(hash),
-            (Some(signing_input), Proof::Signature { .. }) => TokenId::SigningInput {
-                signing_input,
-                token: None,
-            },
+            (Some(signing_input), Proof::Signature { .. }) => TokenId::SigningInput(signing_input),
             (None, _) => TokenId::Jti(claims.jti().unwrap_or_default()),
         };
         let revocation_key = id.fingerprint(iss);

@@ -142,7 +142,9 @@ async fn serve_connection<IO>(
     IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = hyper::service::service_fn(move |request| {
-        let answer = service.clone().call(request, peer.clone());
+        // Boxed: hyper moves a request's future into place, and unboxed the
+        // answer's state is kilobytes.
+        let answer = Box::pin(service.clone().call(request, peer.clone()));
         async move { Ok::<_, std::convert::Infallible>(answer.await) }
     });
     let connection = builder

@@ -13,14 +13,14 @@
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
-use futures_util::FutureExt;
 use hyper::body::Incoming;
 use std::fmt::Write;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::Poll;
 use std::time::Instant;
-use tracing::{Instrument, Level, Span};
+use tracing::{Level, Span};
 
 use crate::serve::{HttpService, Peer};
 use crate::state::AppState;
@@ -72,8 +72,19 @@ impl Inner {
         let id = self.ids.for_request(&request);
         let span = span(&request, &id);
         let started = (!span.is_disabled()).then(Instant::now);
-        let routed = AssertUnwindSafe(self.route(request, peer)).catch_unwind();
-        let mut response = match routed.instrument(span.clone()).await {
+        // The span is entered and a panic caught around each poll of the
+        // route's future where it lies: wrapping it (`instrument`,
+        // `catch_unwind`) would copy its whole state (kilobytes) per wrapper.
+        let mut routed = std::pin::pin!(self.route(request, peer));
+        let polled = std::future::poll_fn(|cx| {
+            let _entered = span.enter();
+            match std::panic::catch_unwind(AssertUnwindSafe(|| routed.as_mut().poll(cx))) {
+                Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
+                Ok(Poll::Pending) => Poll::Pending,
+                Err(panic) => Poll::Ready(Err(panic)),
+            }
+        });
+        let mut response = match polled.await {
             Ok(response) => response,
             Err(_) => {
                 tracing::error!(parent: &span, "request handler panicked");

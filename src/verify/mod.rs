@@ -237,7 +237,7 @@ impl Verifier {
             // 2–6. parse, issuer, allowlist, key, signature, claims (or a cache hit)
             _ => match self.cached(&whole, now, seen) {
                 Some(verified) => verified,
-                None => self.verify_and_remember(&whole, now, seen).await?,
+                None => Box::pin(self.verify_and_remember(&whole, now, seen)).await?,
             },
         };
         // 7. revocation

@@ -86,7 +86,7 @@ impl Opaque {
             digest,
             call: &call,
         };
-        call.get_or_init(|| self.ask(token.text, digest, now))
+        call.get_or_init(|| Box::pin(self.ask(token.text, digest, now)))
             .await
             .clone()
     }

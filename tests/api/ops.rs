@@ -335,6 +335,44 @@ async fn every_response_carries_a_request_id() {
     }
 }
 
+/// A handler that panics answers 500 with the RFC 6749 body and its request
+/// id, and the front door keeps answering.
+#[tokio::test]
+async fn a_panicking_handler_answers_500_and_the_next_request_is_served() {
+    let key = signer(Algorithm::ES256, "k1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let app = spawn_ready(config_with(&jwks_issuer("main", ISS, &idp, ""), "")).await;
+    let router = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                tokio::task::yield_now().await;
+                "".parse::<u8>().expect("a handler bug").to_string()
+            }),
+        )
+        .route("/fine", axum::routing::get(|| async { "fine" }));
+    let entry = tokend::api::entry::Entry::new(app.app.state.clone(), router);
+    let peer = tokend::serve::Peer {
+        addr: "127.0.0.1:40000".parse().unwrap(),
+        names: None,
+    };
+    let get = |path: &str| {
+        axum::http::Request::get(path)
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let boom = entry.answer(get("/boom"), peer.clone()).await;
+    assert_eq!(boom.status(), 500);
+    assert!(boom.headers().contains_key("x-request-id"));
+    let body = axum::body::to_bytes(boom.into_body(), 1 << 10)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "server_error");
+    let fine = entry.answer(get("/fine"), peer).await;
+    assert_eq!(fine.status(), 200);
+}
+
 #[tokio::test]
 async fn introspection_takes_only_post() {
     let key = signer(Algorithm::ES256, "k1");

@@ -24,6 +24,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Encoded straight from verdicts (src/api/grpc_answer.rs).
+        .extern_path(
+            ".tokend.v1.IntrospectBatchResponse",
+            "crate::api::grpc_answer::IntrospectBatchResponse",
+        )
         .compile_fds(descriptors)?;
     Ok(())
 }

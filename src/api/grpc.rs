@@ -1,19 +1,19 @@
 //! The gRPC front (tonic): `tokend.v1.TokenService`, gRPC health mirroring
 //! `/readyz`, and server reflection, all on `server.grpc_addr`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
 use super::errors::ApiError;
 use super::front::Measured;
+use super::grpc_answer::{IntrospectBatchResponse, introspect_response};
 use super::probes::readiness;
 use super::revoke;
 use crate::callers::Caller;
 use crate::metrics::{Api, Outcome};
 use crate::request::{Presented, ProofTarget, TokenSource};
 use crate::state::AppState;
-use crate::verify::{Verdict, Verified};
+use crate::verify::Verdict;
 
 pub mod pb {
     tonic::include_proto!("tokend.v1");
@@ -69,60 +69,6 @@ fn caller<T>(request: &Request<T>) -> Result<Caller, Status> {
         .ok_or_else(|| ApiError::InvalidClient.to_status())
 }
 
-/// The RFC 7662 answer in protobuf form.
-pub fn introspect_response(verdict: &Verdict, include_claims: bool) -> pb::IntrospectResponse {
-    let Verdict::Active(verified) = verdict else {
-        return pb::IntrospectResponse::default();
-    };
-    active_response(verified, include_claims)
-}
-
-fn active_response(verified: &Verified, include_claims: bool) -> pb::IntrospectResponse {
-    let c = &verified.claims;
-    let text = |value: Option<&str>| value.unwrap_or_default().to_owned();
-    let date = |value: Option<f64>| value.map_or(0, |d| d as i64);
-    pb::IntrospectResponse {
-        active: true,
-        iss: text(c.iss()),
-        sub: text(c.sub()),
-        aud: c.audiences().map(str::to_owned).collect(),
-        exp: date(c.exp()),
-        iat: date(c.iat()),
-        nbf: date(c.nbf()),
-        jti: text(c.jti()),
-        scope: text(c.scope()),
-        client_id: text(c.client_id()),
-        username: c.username().unwrap_or_default(),
-        token_type: "Bearer".into(),
-        claims: include_claims.then(|| to_struct(&c.to_map())),
-    }
-}
-
-fn to_struct(map: &serde_json::Map<String, serde_json::Value>) -> prost_types::Struct {
-    prost_types::Struct {
-        fields: map
-            .iter()
-            .map(|(k, v)| (k.clone(), to_value(v)))
-            .collect::<BTreeMap<_, _>>(),
-    }
-}
-
-fn to_value(value: &serde_json::Value) -> prost_types::Value {
-    use prost_types::value::Kind;
-    use serde_json::Value as J;
-    let kind = match value {
-        J::Null => Kind::NullValue(0),
-        J::Bool(b) => Kind::BoolValue(*b),
-        J::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(0.0)),
-        J::String(s) => Kind::StringValue(s.clone()),
-        J::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(to_value).collect(),
-        }),
-        J::Object(map) => Kind::StructValue(to_struct(map)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
 fn outcome(verdict: &Verdict) -> Outcome {
     if verdict.is_active() {
         Outcome::Active
@@ -163,7 +109,7 @@ impl TokenService for TokenApi {
     async fn introspect_batch(
         &self,
         request: Request<pb::IntrospectBatchRequest>,
-    ) -> Result<Response<pb::IntrospectBatchResponse>, Status> {
+    ) -> Result<Response<IntrospectBatchResponse>, Status> {
         let measured = Measured::start(&self.state.metrics, Api::Grpc);
         caller(&request)?;
         let requests = request.into_inner().requests;
@@ -177,14 +123,14 @@ impl TokenService for TokenApi {
         }
         let now = (self.state.clock)();
         let runtime = self.state.runtime();
-        let mut responses = Vec::with_capacity(requests.len());
+        let mut answer = IntrospectBatchResponse::with_capacity(requests.len());
         for req in &requests {
             let presented = Presented::new(&req.token, TokenSource::GrpcMessage);
             let verdict = runtime.verifier.check(&presented, now).await;
-            responses.push(introspect_response(&verdict, req.include_claims));
+            answer.push(verdict, req.include_claims);
         }
         measured.finish(Outcome::Ok);
-        Ok(Response::new(pb::IntrospectBatchResponse { responses }))
+        Ok(Response::new(answer))
     }
 
     async fn revoke(

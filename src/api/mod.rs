@@ -10,6 +10,7 @@ pub mod events;
 pub mod explain;
 pub mod front;
 pub mod grpc;
+pub mod grpc_answer;
 pub mod grpc_gate;
 pub mod http;
 pub mod introspection;

@@ -64,8 +64,10 @@ impl<'de> Deserialize<'de> for Read<'de> {
                             if matches!(other, "active" | "token_type") {
                                 read.flags |= RENDER_IN_FULL;
                             }
-                            if other == "cnf" {
-                                read.flags |= HAS_CNF;
+                            match other {
+                                "cnf" => read.flags |= HAS_CNF,
+                                "username" => read.flags |= HAS_USERNAME,
+                                _ => {}
                             }
                             access.next_value::<StrictIgnored>()?;
                             continue;
@@ -125,6 +127,8 @@ const HAS_SCOPE: u8 = 2;
 const RENDER_IN_FULL: u8 = 4;
 /// The token has a `cnf` (confirmation) member: it may be sender-constrained.
 const HAS_CNF: u8 = 8;
+/// The token has a `username` member (read only when an answer asks).
+const HAS_USERNAME: u8 = 16;
 
 /// A token's claims, kept compact because verified tokens live in the cache:
 /// one buffer holds the payload JSON exactly as the token carried it (already
@@ -309,7 +313,7 @@ impl Claims {
     /// `username` (RFC 7662), read from the JSON when asked: only gRPC
     /// answers carry it, and most tokens have none.
     pub fn username(&self) -> Option<String> {
-        if !self.json().contains("\"username\"") {
+        if self.flags & HAS_USERNAME == 0 {
             return None;
         }
         match self.to_map().remove("username") {

@@ -578,7 +578,7 @@ async fn random_tokens_never_crash_and_active_answers_stay_well_formed() {
                     "seed {seed}, token {i}: the answer's client_id is the header's"
                 );
             }
-            tokend::api::grpc::introspect_response(
+            tokend::api::grpc_answer::introspect_response(
                 &tokend::verify::Verdict::Active(verified),
                 true,
             );

@@ -163,6 +163,57 @@ async fn batches_keep_order_mark_bad_items_and_respect_the_limit() {
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
+/// A batch answer is encoded straight from the verdicts, a single answer
+/// from an owned message: for every shape of claims both say the same,
+/// field for field.
+#[tokio::test]
+async fn a_batch_answers_each_token_exactly_as_a_single_call_does() {
+    let (_idp, app, key) = setup().await;
+    let mut client = grpc_client(&app).await;
+    let now = now() as i64;
+    let shapes = [
+        claims(ISS),
+        json!({"iss": ISS, "sub": "u-1", "aud": ["api", "", "other"], "exp": now + 600,
+               "iat": now - 5, "nbf": now - 5, "jti": "j-1", "scope": "read write",
+               "client_id": "cli", "username": "ana", "extra": [1, {"x": null}]}),
+        json!({"iss": ISS, "exp": now + 600, "scp": ["a", "b"], "azp": "from-azp",
+               "username": "n-2"}),
+        json!({"iss": ISS, "sub": "", "exp": now + 600, "aud": "one", "iat": 0, "nbf": -5}),
+        json!({"iss": ISS, "exp": now - 600}),
+    ];
+    let tokens: Vec<String> = shapes
+        .iter()
+        .map(|c| key.sign(Algorithm::ES256, c))
+        .chain(["not.a.token".to_owned()])
+        .collect();
+    let auth = Some(("gateway", GATEWAY_SECRET));
+    for include_claims in [false, true] {
+        let requests = tokens
+            .iter()
+            .map(|t| introspect_req(t, include_claims))
+            .collect();
+        let batch = client
+            .introspect_batch(with_auth(pb::IntrospectBatchRequest { requests }, auth))
+            .await
+            .unwrap()
+            .into_inner()
+            .responses;
+        assert_eq!(batch.len(), tokens.len());
+        for (token, from_batch) in tokens.iter().zip(&batch) {
+            let single = client
+                .introspect(with_auth(introspect_req(token, include_claims), auth))
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(*from_batch, single, "{token}");
+        }
+        assert!(batch[1].active && batch[1].username == "ana" && batch[1].aud.len() == 3);
+        assert_eq!(batch[2].username, "n-2");
+        assert_eq!(batch[2].scope, "a b");
+        assert!(!batch[4].active && !batch[5].active);
+    }
+}
+
 #[tokio::test]
 async fn big_batches_fit_the_message_limits() {
     let secret = "0123456789abcdef0123456789abcdef";

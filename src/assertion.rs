@@ -77,7 +77,7 @@ impl Assertions {
     /// identity headers and the assertion header (empty while `[assertion]`
     /// is off, so that a client's copy never passes). Built once per verified
     /// token and reused until the assertion is due for renewal.
-    pub fn upstream(&self, verified: &Verified, now: u64) -> Result<HeaderMap, UnsafeClaim> {
+    pub fn upstream(&self, verified: &Arc<Verified>, now: u64) -> Result<HeaderMap, UnsafeClaim> {
         if let Some(stamp) = &*verified.stamp.load()
             && stamp.signer == self.id
             && now < stamp.renew_at
@@ -85,6 +85,11 @@ impl Assertions {
             return stamp.headers.clone();
         }
         let stamp = self.stamp(verified, now);
+        // A verdict no one else holds (no cache, or a token the cache does
+        // not keep) ends with this request: nothing to keep the stamp for.
+        if Arc::strong_count(verified) == 1 {
+            return stamp.headers;
+        }
         let headers = stamp.headers.clone();
         verified.stamp.store(Some(Arc::new(stamp)));
         headers
@@ -274,7 +279,8 @@ mod tests {
 
     #[test]
     fn upstream_headers_are_built_once_per_snapshot_and_token() {
-        let token = verified(r#"{"sub":"alice","scope":"read","exp":5000}"#);
+        let token = Arc::new(verified(r#"{"sub":"alice","scope":"read","exp":5000}"#));
+        let _cached = token.clone();
         let on = AssertionConfig {
             enabled: true,
             ..Default::default()
@@ -305,10 +311,28 @@ mod tests {
     }
 
     #[test]
+    fn a_verdict_no_one_else_holds_keeps_no_stamp() {
+        let token = Arc::new(verified(r#"{"sub":"alice","exp":5000}"#));
+        let on = AssertionConfig {
+            enabled: true,
+            ..Default::default()
+        };
+        let assertions = Assertions::new(&on, None).unwrap();
+        let headers = assertions.upstream(&token, 1000).unwrap();
+        assert_eq!(headers["x-auth-subject"], "alice");
+        assert_eq!(assertion(&headers).split('.').count(), 3);
+        assert!(token.stamp.load().is_none());
+        let cached = token.clone();
+        assertions.upstream(&token, 1000).unwrap();
+        assert!(cached.stamp.load().is_some());
+    }
+
+    #[test]
     fn a_claim_no_header_can_carry_refuses_every_time() {
         let assertions = Assertions::new(&AssertionConfig::default(), None).unwrap();
         for sub in [r#"" admin""#, r#""a\nb""#, r#""caf\u00e9""#] {
-            let token = verified(&format!(r#"{{"sub":{sub},"exp":5000}}"#));
+            let token = Arc::new(verified(&format!(r#"{{"sub":{sub},"exp":5000}}"#)));
+            let _cached = token.clone();
             for now in [1000, 1001] {
                 assert_eq!(
                     assertions.upstream(&token, now).unwrap_err(),

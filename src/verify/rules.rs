@@ -69,15 +69,23 @@ pub fn check_answer_claims(claims: &Claims, policy: &IssuerConfig, now: u64) -> 
             return Err(Reason::AudienceMismatch);
         }
     }
-    if !policy.required_claims.is_empty() {
-        // Rarely configured: the member names are read from the JSON again.
+    // The dates are kept (and numbers when present), so the default
+    // `required_claims = ["exp"]` needs no second read of the JSON.
+    let kept = |name: &str| match name {
+        "exp" => Some(claims.exp().is_some()),
+        "iat" => Some(claims.iat().is_some()),
+        "nbf" => Some(claims.nbf().is_some()),
+        _ => None,
+    };
+    let required = &policy.required_claims;
+    if required.iter().any(|c| kept(c) == Some(false)) {
+        return Err(Reason::MissingRequiredClaim);
+    }
+    if required.iter().any(|c| kept(c).is_none()) {
+        // Rarely configured: the other member names are read from the JSON again.
         let members: std::collections::HashMap<std::borrow::Cow<str>, serde::de::IgnoredAny> =
             serde_json::from_str(claims.json()).unwrap_or_default();
-        if policy
-            .required_claims
-            .iter()
-            .any(|c| !members.contains_key(c.as_str()))
-        {
+        if required.iter().any(|c| !members.contains_key(c.as_str())) {
             return Err(Reason::MissingRequiredClaim);
         }
     }

@@ -284,7 +284,7 @@ async fn issuer_policy_audience_typ_required_claims_lifetime() {
     let policy = r#"
 audiences = ["orders"]
 token_types = ["at+jwt"]
-required_claims = ["exp", "sub", "client_id"]
+required_claims = ["exp", "sub", "client_id", "iat"]
 max_lifetime_seconds = 3600
 algorithms = ["ES256"]
 "#;
@@ -303,6 +303,9 @@ algorithms = ["ES256"]
     let mut c = claims(ISS);
     c.as_object_mut().unwrap().remove("client_id");
     assert!(!app.is_active(&at(&c)).await, "required claim");
+    let mut c = claims(ISS);
+    c.as_object_mut().unwrap().remove("iat");
+    assert!(!app.is_active(&at(&c)).await, "required iat (a kept date)");
     let mut c = claims(ISS);
     c["exp"] = json!(now() + 7200);
     assert!(!app.is_active(&at(&c)).await, "lifetime");

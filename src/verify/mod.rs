@@ -237,6 +237,8 @@ impl Verifier {
             // 2–6. parse, issuer, allowlist, key, signature, claims (or a cache hit)
             _ => match self.cached(&whole, now, seen) {
                 Some(verified) => verified,
+                // Boxed: a cached verdict's future would otherwise carry this
+                // path's state too, and is moved whole per request.
                 None => Box::pin(self.verify_and_remember(&whole, now, seen)).await?,
             },
         };

@@ -86,6 +86,8 @@ impl Opaque {
             digest,
             call: &call,
         };
+        // Boxed: the upstream call's state would otherwise weigh on every
+        // verdict's future, cached ones included.
         call.get_or_init(|| Box::pin(self.ask(token.text, digest, now)))
             .await
             .clone()

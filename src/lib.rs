@@ -5,7 +5,9 @@
 //!   budget, timeouts and eviction, then HTTP and gRPC serving over them.
 //! - [`api`]: HTTP, gRPC and Envoy fronts — caller authentication (for gRPC
 //!   before the body is read), request parsing, response shaping. No
-//!   verification logic lives there.
+//!   verification logic lives there. [`errors`]: the one error table
+//!   (HTTP status, JSON body, gRPC code) of the API and of dev mode's
+//!   stand-in IdP.
 //! - [`request`]: the request context every front builds ([`request::Presented`])
 //!   and the normal form routes match it in.
 //! - [`runtime`]: the configuration snapshot a request loads once.
@@ -24,8 +26,9 @@
 //!   requirements, the token sources of `/auth` and Envoy `Check`.
 //! - [`assertion`]: what upstreams are told — the identity headers and the
 //!   signed identity assertion, kept with the verified token.
-//! - [`cache`]: what was learnt about a token, by its SHA-256; a verified
-//!   token's hit still checks expiry, key and revocation.
+//! - [`cache`]: what was learnt about a token, indexed by a keyed hash and
+//!   confirmed against the token it keeps; a verified token's hit still
+//!   checks expiry, key and revocation.
 //! - [`keys`]: each issuer's key set, swapped whole behind an `ArcSwap`; JWK
 //!   hygiene ([`keys::jwk`]), bounded fetches ([`keys::fetch`]), key sources
 //!   ([`keys::source`]), the refresher.
@@ -57,6 +60,7 @@ mod callers;
 pub mod clock;
 pub mod config;
 pub mod dev;
+pub mod errors;
 pub mod events;
 #[cfg(fuzzing)]
 #[doc(hidden)]

@@ -11,11 +11,11 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::errors::ApiError;
 use super::front::Measured;
 use super::http::{admit, authenticate, peer};
 use super::revoke::{self, AdminRevocation};
 use crate::config::Permission;
+use crate::errors::ApiError;
 use crate::metrics::{Api, Outcome};
 use crate::state::AppState;
 

@@ -9,9 +9,9 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::errors::ApiError;
 use super::front::Measured;
 use super::http::{peer, read_form_parameter};
+use crate::errors::ApiError;
 use crate::events::set::{self, SetError};
 use crate::events::ssf;
 use crate::events::{self, Applied, Source, logout};

@@ -6,9 +6,9 @@ use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::errors::ApiError;
 use super::http::admit;
 use crate::config::Permission;
+use crate::errors::ApiError;
 use crate::request::{Presented, RequestFacts, TokenSource};
 use crate::state::AppState;
 use crate::verify::Verdict;

@@ -4,12 +4,12 @@
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
-use super::errors::ApiError;
 use super::front::Measured;
 use super::grpc_answer::{IntrospectBatchResponse, introspect_response};
 use super::probes::readiness;
 use super::revoke;
 use crate::callers::Caller;
+use crate::errors::ApiError;
 use crate::metrics::{Api, Outcome};
 use crate::request::{Presented, ProofTarget, TokenSource};
 use crate::state::AppState;

@@ -16,9 +16,9 @@ use tokio::sync::Semaphore;
 use tonic::Status;
 use tonic::server::NamedService;
 
-use super::errors::ApiError;
 use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
+use crate::errors::ApiError;
 use crate::metrics::Api;
 use crate::serve::GrpcPeer;
 use crate::state::AppState;

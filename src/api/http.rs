@@ -10,12 +10,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 
 use super::edge::{self, Answer};
-use super::errors::ApiError;
 use super::front::{self, Measured};
 use super::introspection;
 use super::revoke;
 use crate::callers::{Caller, Credentials};
 use crate::config::Permission;
+use crate::errors::ApiError;
 use crate::metrics::{Api, Outcome};
 use crate::request::{Presented, ProofTarget, TokenSource, form_pairs};
 use crate::state::{AppState, Shared};

@@ -5,7 +5,6 @@ pub mod admin;
 pub mod edge;
 pub mod entry;
 pub mod envoy;
-pub mod errors;
 pub mod events;
 pub mod explain;
 pub mod front;

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Map, Value, json};
 
-use super::errors::ApiError;
+use crate::errors::ApiError;
 use crate::state::{AppState, Shared};
 
 /// Probes and metrics, also served alone on `server.metrics_addr`.

@@ -4,8 +4,8 @@
 
 use serde::Deserialize;
 
-use super::errors::ApiError;
 use crate::callers::Caller;
+use crate::errors::ApiError;
 use crate::request::{Presented, TokenSource};
 use crate::revocation::{Entry, StoreError, audit, expiry_after};
 use crate::runtime::Runtime;

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::DevIssuer;
-use crate::api::errors::ApiError;
+use crate::errors::ApiError;
 use crate::mint::Signer;
 use crate::token::Algorithm;
 

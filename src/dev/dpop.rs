@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 use super::{DevIssuer, random_hex};
-use crate::api::errors::ApiError;
+use crate::errors::ApiError;
 use crate::mint::{Signer, b64, thumbprint};
 use crate::token::{Algorithm, sha256};
 

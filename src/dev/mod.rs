@@ -24,9 +24,9 @@ use serde_json::{Value, json};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::api::errors::ApiError;
 use crate::clock::Clock;
 use crate::config::{ClientConfig, Config, ConfigErrors, IssuerConfig};
+use crate::errors::ApiError;
 use crate::mint::{Signer, jwks};
 use crate::token::Algorithm;
 

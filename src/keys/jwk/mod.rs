@@ -11,10 +11,13 @@
 //! HMAC secrets, and symmetric keys from anywhere but local configuration.
 
 use aws_lc_rs::hmac;
-use aws_lc_rs::signature::{self, ParsedPublicKey, RsaPublicKeyComponents};
+use aws_lc_rs::signature::ParsedPublicKey;
 use serde_json::{Map, Value};
 
 use crate::token::alg::{Algorithm, Family};
+
+mod curves;
+mod rsa;
 use crate::token::parse::b64_decode;
 
 /// Why a JWK was left out of its set.
@@ -150,9 +153,9 @@ impl Jwk {
             Some(_) => return Err(KeyRejected::BadMember("alg")),
         };
         let material = match kty {
-            "RSA" => rsa(obj, alg)?,
-            "EC" => ec(obj)?,
-            "OKP" => okp(obj)?,
+            "RSA" => rsa::material(obj, alg)?,
+            "EC" => curves::ec(obj)?,
+            "OKP" => curves::okp(obj)?,
             "oct" if source == Source::Local => {
                 let secret = b64_member(obj, "k")?;
                 return Jwk::hmac(kid, alg, &secret);
@@ -281,7 +284,7 @@ impl Jwk {
             return false;
         }
         match &self.material {
-            Material::Rsa { parsed, .. } => parsed[rsa_slot(alg)]
+            Material::Rsa { parsed, .. } => parsed[rsa::rsa_slot(alg)]
                 .as_ref()
                 .is_some_and(|k| k.verify_sig(message, signature).is_ok()),
             Material::Ec { key, .. } | Material::Ed25519(key) => {
@@ -314,161 +317,6 @@ fn refuse_private(obj: &Map<String, Value>, members: &[&'static str]) -> Result<
         Some(m) => Err(KeyRejected::PrivateKey(m)),
         None => Ok(()),
     }
-}
-
-const RSA_ALGS: [Algorithm; 6] = [
-    Algorithm::RS256,
-    Algorithm::RS384,
-    Algorithm::RS512,
-    Algorithm::PS256,
-    Algorithm::PS384,
-    Algorithm::PS512,
-];
-
-fn rsa_slot(alg: Algorithm) -> usize {
-    RSA_ALGS.iter().position(|a| *a == alg).unwrap_or(0)
-}
-
-fn rsa_params(alg: Algorithm) -> &'static signature::RsaParameters {
-    match alg {
-        Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
-        Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
-        Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
-        Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
-        Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
-        _ => &signature::RSA_PKCS1_2048_8192_SHA256,
-    }
-}
-
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| *b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
-}
-
-fn rsa(obj: &Map<String, Value>, alg: Option<Algorithm>) -> Result<Material, KeyRejected> {
-    refuse_private(obj, &["d", "p", "q", "dp", "dq", "qi", "oth"])?;
-    let n = b64_member(obj, "n")?;
-    let e = b64_member(obj, "e")?;
-    let n = strip_leading_zeros(&n);
-    let e = strip_leading_zeros(&e);
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
-    if bits < 2048 {
-        return Err(KeyRejected::RsaTooSmall(bits));
-    }
-    if bits > 8192 {
-        return Err(KeyRejected::RsaTooLarge(bits));
-    }
-    let e_is_odd = e.last().is_some_and(|b| b & 1 == 1);
-    if !e_is_odd || e == [1] || e.len() > 8 {
-        return Err(KeyRejected::RsaBadExponent);
-    }
-    if has_roca_fingerprint(n) {
-        return Err(KeyRejected::RsaRoca);
-    }
-    if n.last().is_some_and(|b| b & 1 == 0) {
-        return Err(KeyRejected::InvalidPublicKey);
-    }
-    let components = RsaPublicKeyComponents { n, e };
-    let mut parsed: Box<[Option<ParsedPublicKey>; 6]> = Box::default();
-    for (slot, candidate) in RSA_ALGS.iter().enumerate() {
-        if alg.is_none_or(|a| a == *candidate) {
-            let key = components
-                .to_parsed_public_key(rsa_params(*candidate))
-                .map_err(|_| KeyRejected::InvalidPublicKey)?;
-            parsed[slot] = Some(key);
-        }
-    }
-    Ok(Material::Rsa { bits, parsed })
-}
-
-fn ec(obj: &Map<String, Value>) -> Result<Material, KeyRejected> {
-    refuse_private(obj, &["d"])?;
-    let crv = str_member(obj, "crv")?;
-    let (family, len, verify_alg) = match crv {
-        "P-256" => (Family::EcP256, 32, &signature::ECDSA_P256_SHA256_FIXED),
-        "P-384" => (Family::EcP384, 48, &signature::ECDSA_P384_SHA384_FIXED),
-        other => return Err(KeyRejected::UnsupportedCurve(other.to_owned())),
-    };
-    let x = b64_member(obj, "x")?;
-    let y = b64_member(obj, "y")?;
-    if x.len() != len || y.len() != len {
-        return Err(KeyRejected::BadCoordinateLength);
-    }
-    let mut point = Vec::with_capacity(1 + 2 * len);
-    point.push(0x04);
-    point.extend_from_slice(&x);
-    point.extend_from_slice(&y);
-    // aws-lc checks that the point lies on the curve (invalid-curve attacks).
-    let key =
-        ParsedPublicKey::new(verify_alg, &point).map_err(|_| KeyRejected::InvalidPublicKey)?;
-    Ok(Material::Ec { family, key })
-}
-
-fn okp(obj: &Map<String, Value>) -> Result<Material, KeyRejected> {
-    refuse_private(obj, &["d"])?;
-    let crv = str_member(obj, "crv")?;
-    if crv != "Ed25519" {
-        return Err(KeyRejected::UnsupportedCurve(crv.to_owned()));
-    }
-    let x = b64_member(obj, "x")?;
-    let x: [u8; 32] = x
-        .as_slice()
-        .try_into()
-        .map_err(|_| KeyRejected::BadCoordinateLength)?;
-    ed25519_point_is_sound(&x)?;
-    let key =
-        ParsedPublicKey::new(&signature::ED25519, x).map_err(|_| KeyRejected::InvalidPublicKey)?;
-    Ok(Material::Ed25519(key))
-}
-
-/// An Ed25519 public key must be the canonical encoding of a point of the
-/// prime-order subgroup. A small-order key (eight encodings, of order 1, 2, 4
-/// or 8) lets anyone sign without a private key: with R a small-order point and
-/// S = 0, `[S]B − [k]A = R` holds for many messages, and aws-lc's verifier
-/// does not refuse such keys. Mixed-order keys (a torsion part added to an
-/// honest key) and non-canonical encodings (y ≥ p, or x = 0 with the sign bit)
-/// are never produced by key generation either; refusing them makes every
-/// verifier agree on which signatures are valid.
-fn ed25519_point_is_sound(x: &[u8; 32]) -> Result<(), KeyRejected> {
-    let compressed = curve25519_dalek::edwards::CompressedEdwardsY(*x);
-    let point = compressed
-        .decompress()
-        .ok_or(KeyRejected::InvalidPublicKey)?;
-    if point.compress() != compressed {
-        return Err(KeyRejected::NonCanonicalPoint);
-    }
-    if point.is_small_order() {
-        return Err(KeyRejected::SmallOrderPoint);
-    }
-    if !point.is_torsion_free() {
-        return Err(KeyRejected::MixedOrderPoint);
-    }
-    Ok(())
-}
-
-/// The ROCA test of Nemec et al. (CCS 2017): moduli from the flawed Infineon
-/// generator satisfy `n mod p ∈ ⟨65537⟩ (mod p)` for every small prime `p` below;
-/// a random modulus fails that for some `p` with overwhelming probability.
-fn has_roca_fingerprint(n: &[u8]) -> bool {
-    const PRIMES: [u32; 38] = [
-        3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89,
-        97, 101, 103, 107, 109, 113, 127, 131, 137, 139, 149, 151, 157, 163, 167,
-    ];
-    PRIMES.iter().all(|&p| {
-        let residue = n.iter().fold(0u32, |r, b| (r * 256 + u32::from(*b)) % p);
-        // Walk the subgroup generated by 65537 mod p.
-        let g = 65537 % p;
-        let mut x = 1;
-        loop {
-            if x == residue {
-                return true;
-            }
-            x = x * g % p;
-            if x == 1 {
-                return false;
-            }
-        }
-    })
 }
 
 #[cfg(test)]
@@ -504,9 +352,10 @@ mod tests {
     /// the reason its flag names.
     #[test]
     fn ed25519_public_key_vectors() {
-        let file: Value =
-            serde_json::from_str(include_str!("../../tests/vectors/ed25519_public_keys.json"))
-                .unwrap();
+        let file: Value = serde_json::from_str(include_str!(
+            "../../../tests/vectors/ed25519_public_keys.json"
+        ))
+        .unwrap();
         let tests = file["testGroups"][0]["tests"].as_array().unwrap();
         assert_eq!(tests.len() as u64, file["numberOfTests"].as_u64().unwrap());
         for case in tests {
@@ -598,8 +447,8 @@ mod tests {
     #[test]
     fn roca_check_is_not_triggered_by_ordinary_moduli() {
         // 2^2048 - 1 style odd numbers and a real modulus do not carry the fingerprint.
-        assert!(!has_roca_fingerprint(&[0xff; 256]));
+        assert!(!rsa::has_roca_fingerprint(&[0xff; 256]));
         let n = b64_decode("kqGboBfAWttWPCA-0cGRgsY6SaYoIARt0B_PkaEcIq9HPYNdu9n6UuWHuuTHrjF_ZoQW97r5HaAorNvrMEGTGdxCHZdEtkHvNVVmrtxTBLiQCbCozXhFoIrVcr3qUBrdGnNn_M3jJi7Wg7p_-x62nS5gNG875oyheRkutHsQXikFZwsN3q_TsPNOVlCiHy8mxzaFTUQGm-X8UYexFyAivlDSjgDJLAZSWfxd7k9Gxuwa3AUfQqQcVcegmgKGCaErQ3qQbh1x7WB6iopE3_-GZ8HMAVtR9AmrVscqYsnjhaCehfAI0iKKs8zXr8tISc0ORbaalrkk03H1ZrsEnDKEWQ").unwrap();
-        assert!(!has_roca_fingerprint(&n));
+        assert!(!rsa::has_roca_fingerprint(&n));
     }
 }

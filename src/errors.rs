@@ -1,5 +1,6 @@
 //! One table from API errors to the wire: HTTP status, RFC 6749-style JSON body,
-//! and (for the gRPC front) a status code. An inactive token is never an error.
+//! and (for the gRPC front) a status code. Every HTTP front answers from it: the
+//! API in `api/` and dev mode's stand-in IdP. An inactive token is never an error.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};

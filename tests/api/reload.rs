@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::helpers::*;
+use crate::introspection_idp::{CLIENT_ID, CLIENT_SECRET, IntrospectionIdp, opaque_claims};
 use tokend::mint::{Signer, jwks};
 use tokend::reload::ReloadError;
 use tokend::token::Algorithm;
@@ -60,6 +61,9 @@ fn config_text(http_addr: &str, a: &Idp, b: Option<&Idp>, legacy: bool, scope: &
     }
     text += &format!(
         "[[clients]]\nid = \"gateway\"\nsecret = \"{GATEWAY_SECRET}\"\npermissions = [\"introspect\"]\n"
+    );
+    text += &format!(
+        "[[clients]]\nid = \"revoker\"\nsecret = \"{REVOKER_SECRET}\"\npermissions = [\"revoke\"]\n"
     );
     if legacy {
         text += "[[clients]]\nid = \"legacy\"\nsecret = \"legacy-secret\"\npermissions = [\"introspect\"]\n";
@@ -166,6 +170,13 @@ async fn reloads_under_load_change_issuers_clients_and_routes_without_one_failed
     assert_eq!(introspect_status(&app, legacy, &token_a).await, 200);
     assert!(!app.is_active(&token_b).await, "b is not trusted yet");
     let fetches_of_a = idp_a.jwks_hits();
+    // A revocation made before the reloads holds through all of them.
+    let revoked = token(&key_a, ISS_A);
+    let answer = app
+        .revoke_as(Some(("revoker", REVOKER_SECRET)), &revoked)
+        .await;
+    assert_eq!(answer.status(), 200);
+    assert!(!app.is_active(&revoked).await);
 
     // 1. An issuer added: trusted at once; a's key set is not fetched again
     // and its cached verdicts carry over.
@@ -218,6 +229,10 @@ async fn reloads_under_load_change_issuers_clients_and_routes_without_one_failed
     assert!(
         app.is_active(&token_b).await,
         "the running configuration stays"
+    );
+    assert!(
+        !app.is_active(&revoked).await,
+        "a revocation outlives every reload"
     );
 
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -283,6 +298,45 @@ async fn a_removed_issuer_stops_refreshing_and_a_changed_one_applies_its_setting
     let fetches = idp_b.jwks_hits();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(idp_b.jwks_hits(), fetches, "b's refresher stopped");
+}
+
+/// A request in flight finishes on the snapshot it started with: an opaque
+/// token waiting on its slow introspection endpoint is answered active by
+/// the issuer a reload removes meanwhile; the next request finds no issuer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_finishes_on_the_snapshot_it_started_with() {
+    let _alone = RELOADING.lock().await;
+    let key = signer(Algorithm::ES256, "a1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let upstream = IntrospectionIdp::start().await;
+    let with_opaque = format!(
+        "{}[[issuers]]\nname = \"opaque\"\nissuer = \"{}\"\nintrospection_endpoint = \"{}\"\n\
+         introspection_client_id = \"{CLIENT_ID}\"\nintrospection_client_secret = \"{CLIENT_SECRET}\"\n\
+         allow_insecure_http = true\n",
+        config_text("127.0.0.1:0", &idp, None, false, "read"),
+        upstream.url(),
+        upstream.introspection_endpoint(),
+    );
+    let file = ConfigFile::new(&with_opaque);
+    let app = Arc::new(spawn_ready(tokend::config::Config::load(&file.0).unwrap()).await);
+    let reloader = app.app.reloader(file.0.clone());
+    let opaque = upstream.issue(opaque_claims(&upstream.url(), now()));
+
+    upstream.set_delay(1000);
+    let in_flight = tokio::spawn({
+        let (app, opaque) = (app.clone(), opaque.clone());
+        async move { app.introspect(&opaque).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    file.write(&config_text("127.0.0.1:0", &idp, None, false, "read"));
+    let done = reloader.reload("test").await.expect("reload");
+    assert_eq!(done.removed, vec!["opaque".to_owned()]);
+    assert!(!in_flight.is_finished(), "the request was still waiting");
+    assert_eq!(in_flight.await.unwrap()["active"], true);
+    assert_eq!(upstream.calls(), 1);
+    upstream.set_delay(0);
+    assert!(!app.is_active(&opaque).await, "no issuer for it any more");
+    assert_eq!(upstream.calls(), 1, "the removed issuer is not asked");
 }
 
 /// What needs a restart is logged and the running value stays: the
@@ -369,6 +423,17 @@ impl Served {
         false
     }
 
+    /// One series of the binary's own `/metrics` (its process, its counters).
+    async fn metric(&self, series: &str) -> f64 {
+        let text = reqwest::get(format!("{}/metrics", self.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        metric_value(&text, series)
+    }
+
     fn signal(&self, name: &str) {
         let sent = std::process::Command::new("kill")
             .args([&format!("-{name}"), &self.child.id().to_string()])
@@ -386,9 +451,15 @@ impl Served {
 }
 
 /// `--watch-config` picks up a changed file by itself and logs a broken one
-/// with its key paths; without it, the change waits for SIGHUP.
+/// with its key paths; without it, the change waits for SIGHUP. The binary's
+/// own reload metrics follow (one process, so no other test moves them), and
+/// a restart-only change is logged as such while the rest applies.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_binary_reloads_on_a_file_change_with_watch_config_and_on_sighup() {
+    const OK: &str = "tokend_config_reloads_total{result=\"ok\"}";
+    const ERROR: &str = "tokend_config_reloads_total{result=\"error\"}";
+    const LAST: &str = "tokend_config_last_reload_success_timestamp_seconds";
+    const LAST_OK: &str = "tokend_config_last_reload_successful";
     let (_, key_b, idp_a, idp_b) = two_idps().await;
     let token_b = token(&key_b, ISS_B);
     for watch in [true, false] {
@@ -397,18 +468,30 @@ async fn the_binary_reloads_on_a_file_change_with_watch_config_and_on_sighup() {
         let file = ConfigFile::new(&config_text(&addr, &idp_a, None, false, "read"));
         let served = Served::start(&file, port, watch).await;
         assert!(!served.active(&token_b).await);
-        file.write(&config_text(&addr, &idp_a, Some(&idp_b), false, "read"));
+        let started_at = served.metric(LAST).await;
+        assert!(started_at > 0.0, "the start counts as a load");
+        assert_eq!(served.metric(LAST_OK).await, 1.0);
+        // The SIGHUP round also moves the listener, which takes a restart.
+        let moved = format!("127.0.0.1:{}", free_port());
+        let next_addr = if watch { &addr } else { &moved };
+        file.write(&config_text(next_addr, &idp_a, Some(&idp_b), false, "read"));
         if watch {
             assert!(
                 served.active_within(&token_b, Duration::from_secs(5)).await,
                 "watched change applied"
             );
+            let reloaded_at = served.metric(LAST).await;
+            assert!(reloaded_at > started_at, "{reloaded_at} after {started_at}");
+            assert_eq!(served.metric(OK).await, 1.0);
             file.write("[[issuers]]\nname = \"broken\"\n");
             tokio::time::sleep(Duration::from_millis(2000)).await;
             assert!(
                 served.active(&token_b).await,
                 "a broken file changes nothing"
             );
+            assert!(served.metric(ERROR).await >= 1.0);
+            assert_eq!(served.metric(LAST_OK).await, 0.0, "the refusal shows");
+            assert_eq!(served.metric(LAST).await, reloaded_at, "kept: last success");
         } else {
             tokio::time::sleep(Duration::from_millis(1500)).await;
             assert!(
@@ -418,8 +501,10 @@ async fn the_binary_reloads_on_a_file_change_with_watch_config_and_on_sighup() {
             served.signal("HUP");
             assert!(
                 served.active_within(&token_b, Duration::from_secs(5)).await,
-                "SIGHUP applied"
+                "SIGHUP applied (served on the old address)"
             );
+            assert_eq!(served.metric(OK).await, 1.0);
+            assert!(served.metric(LAST).await > started_at);
         }
         let log = served.stop();
         assert!(log.contains("configuration reloaded"), "{log}");
@@ -429,6 +514,10 @@ async fn the_binary_reloads_on_a_file_change_with_watch_config_and_on_sighup() {
         } else {
             assert!(
                 log.contains("reason=\"SIGHUP\"") || log.contains("reason=SIGHUP"),
+                "{log}"
+            );
+            assert!(
+                log.contains("server.http_addr") && log.contains("takes effect after a restart"),
                 "{log}"
             );
         }

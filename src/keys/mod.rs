@@ -5,7 +5,9 @@
 //! it in whole. The refresher sleeps for the server's `max-age` (clamped to the
 //! issuer's bounds), wakes early when a token names an unknown `kid` (at most
 //! once per `unknown_kid_refresh_seconds`, single flight) or when an admin asks,
-//! and on failure keeps the last good set and backs off.
+//! and on failure keeps the last good set and backs off. Keys with validity
+//! dates (X.509 certificates) bring the next load forward to just after the
+//! first of them expires, and leave on time even when that load fails.
 
 pub mod fetch;
 pub mod jwk;
@@ -53,6 +55,8 @@ pub struct Status {
     pub refreshes: u64,
     /// Delay until the next scheduled refresh, as last computed.
     pub next_refresh: Option<Duration>,
+    /// The last instant every key of the set is good ([`Loaded::valid_until`]).
+    pub valid_until: Option<SystemTime>,
 }
 
 /// An issuer's place in the configuration: metric slots and the verifier's
@@ -141,7 +145,11 @@ impl IssuerKeys {
             .jwks_fetch_seconds(self.id.0, started.elapsed());
         let now = SystemTime::now();
         let outcome = match result {
-            Ok(Loaded { set, max_age }) => {
+            Ok(Loaded {
+                set,
+                max_age,
+                valid_until,
+            }) => {
                 for (kid, why) in &set.rejected {
                     tracing::warn!(issuer = %self.config.name, kid = ?kid, %why, "key left out of the key set");
                 }
@@ -158,9 +166,10 @@ impl IssuerKeys {
                     s.last_error = None;
                     s.consecutive_failures = 0;
                     s.refreshes += 1;
+                    s.valid_until = valid_until;
                 }
                 self.metrics.jwks_refresh(self.id.0, true);
-                let next = next_refresh(&self.config, max_age);
+                let next = self.before_expiry(next_refresh(&self.config, max_age));
                 if let Ok(mut s) = self.status.lock() {
                     s.next_refresh = Some(next);
                 }
@@ -174,6 +183,7 @@ impl IssuerKeys {
                     s.consecutive_failures += 1;
                 }
                 self.metrics.jwks_refresh(self.id.0, false);
+                self.drop_expired_keys();
                 Err(e)
             }
         };
@@ -255,12 +265,48 @@ impl IssuerKeys {
     /// After a failure: 1 s, 2 s, 4 s … up to `min_refresh_seconds`.
     fn backoff(&self) -> Duration {
         let failures = self.status().consecutive_failures.clamp(1, 16);
-        let delay =
-            Duration::from_secs((1u64 << (failures - 1)).min(self.config.min_refresh_seconds));
+        let delay = self.before_expiry(Duration::from_secs(
+            (1u64 << (failures - 1)).min(self.config.min_refresh_seconds),
+        ));
         if let Ok(mut s) = self.status.lock() {
             s.next_refresh = Some(delay);
         }
         delay
+    }
+}
+
+impl IssuerKeys {
+    /// `delay`, cut short so the next load comes a second after the set's
+    /// first key expires (dates are read to the second).
+    fn before_expiry(&self, delay: Duration) -> Duration {
+        let Some(until) = self.status().valid_until else {
+            return delay;
+        };
+        let left = until.duration_since(SystemTime::now()).unwrap_or_default();
+        delay.min(left + Duration::from_secs(1))
+    }
+
+    /// After a failed load past the set's `valid_until`: the source's last
+    /// document judged again now, so an expired key leaves on time even
+    /// while its server fails (the cache serves a verdict only while its
+    /// key is in the set, so cached verdicts go with it).
+    fn drop_expired_keys(&self) {
+        let expired = self
+            .status()
+            .valid_until
+            .is_some_and(|until| SystemTime::now() > until);
+        let Some(Loaded {
+            set, valid_until, ..
+        }) = expired.then(|| self.source.reread()).flatten()
+        else {
+            return;
+        };
+        tracing::warn!(issuer = %self.config.name, keys = set.keys().len(), "keys past their validity dates left out while the key server fails");
+        self.metrics.key_set_loaded(self.id.0, set.keys().len());
+        self.keys.store(Arc::new(set));
+        if let Ok(mut s) = self.status.lock() {
+            s.valid_until = valid_until;
+        }
     }
 }
 

@@ -140,6 +140,7 @@ impl KeySource for PemByKid {
             Ok(Loaded {
                 set: self.key_set()?,
                 max_age: None,
+                valid_until: None,
             })
         })
     }

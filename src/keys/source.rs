@@ -4,7 +4,8 @@
 
 use futures_util::future::BoxFuture;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
 use super::RefreshError;
 use super::fetch::Fetcher;
@@ -16,6 +17,9 @@ use crate::config::{IssuerConfig, KeySourceConfig, Secret};
 pub struct Loaded {
     pub set: KeySet,
     pub max_age: Option<Duration>,
+    /// The last instant every key of the set is still good (an X.509
+    /// certificate's `notAfter`): the next load comes just after it.
+    pub valid_until: Option<SystemTime>,
 }
 
 pub trait KeySource: Send + Sync {
@@ -32,6 +36,14 @@ pub trait KeySource: Send + Sync {
     /// for). A source that fetches by `kid` remembers it for its next load.
     fn want(&self, _kid: Option<&str>) -> bool {
         self.is_remote()
+    }
+
+    /// The keys of the last document loaded, judged again now: after a
+    /// failed load past [`Loaded::valid_until`], so a key past its dates
+    /// leaves even while its server is down. `None` where nothing changes
+    /// without a load.
+    fn reread(&self) -> Option<Loaded> {
+        None
     }
 }
 
@@ -55,6 +67,7 @@ pub fn from_config(config: &IssuerConfig) -> Result<Box<dyn KeySource>, RefreshE
         KeySourceConfig::X509MapUri(url) => Box::new(X509MapUrl {
             fetcher: Fetcher::new(config)?,
             url,
+            last: Mutex::default(),
         }),
         KeySourceConfig::PemByKid(template) => {
             Box::new(super::pem::PemByKid::new(Fetcher::new(config)?, template))
@@ -111,6 +124,7 @@ async fn fetch_jwks(fetcher: &Fetcher, url: &str) -> Result<Loaded, RefreshError
     Ok(Loaded {
         set: KeySet::from_jwks(&fetched.body, Source::Fetched)?,
         max_age: fetched.max_age,
+        valid_until: None,
     })
 }
 
@@ -118,23 +132,44 @@ async fn fetch_jwks(fetcher: &Fetcher, url: &str) -> Result<Loaded, RefreshError
 struct X509MapUrl {
     fetcher: Fetcher,
     url: String,
+    /// The last map that loaded, for [`KeySource::reread`].
+    last: Mutex<Option<Vec<u8>>>,
+}
+
+impl X509MapUrl {
+    /// The keys of `body` at the current time.
+    fn keys_now(body: &[u8], max_age: Option<Duration>) -> Result<Loaded, RefreshError> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        let dated = super::x509::key_set(body, now)?;
+        Ok(Loaded {
+            set: dated.set,
+            max_age,
+            valid_until: dated
+                .first_expiry
+                .map(|t| SystemTime::UNIX_EPOCH + Duration::from_secs(t.max(0) as u64)),
+        })
+    }
 }
 
 impl KeySource for X509MapUrl {
     fn load(&self) -> BoxFuture<'_, Result<Loaded, RefreshError>> {
         Box::pin(async move {
             let fetched = self.fetcher.get(&self.url).await?;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs() as i64);
-            Ok(Loaded {
-                set: super::x509::key_set(&fetched.body, now)?,
-                max_age: fetched.max_age,
-            })
+            let loaded = Self::keys_now(&fetched.body, fetched.max_age)?;
+            if let Ok(mut last) = self.last.lock() {
+                *last = Some(fetched.body);
+            }
+            Ok(loaded)
         })
     }
     fn is_remote(&self) -> bool {
         true
+    }
+    fn reread(&self) -> Option<Loaded> {
+        let last = self.last.lock().ok()?.clone()?;
+        Self::keys_now(&last, None).ok()
     }
 }
 
@@ -155,6 +190,7 @@ impl KeySource for JwksFile {
             Ok(Loaded {
                 set: KeySet::from_jwks(&bytes, Source::Local)?,
                 max_age: None,
+                valid_until: None,
             })
         })
     }
@@ -171,6 +207,7 @@ impl KeySource for InlineJwks {
             Ok(Loaded {
                 set: KeySet::from_jwks(self.jwks.as_bytes(), Source::Local)?,
                 max_age: None,
+                valid_until: None,
             })
         })
     }
@@ -187,6 +224,7 @@ impl KeySource for HmacSecret {
             Ok(Loaded {
                 set: KeySet::from_keys(vec![Jwk::hmac(None, None, &self.secret.0)?]),
                 max_age: None,
+                valid_until: None,
             })
         })
     }
@@ -202,6 +240,7 @@ impl KeySource for NoKeys {
             Ok(Loaded {
                 set: KeySet::default(),
                 max_age: None,
+                valid_until: None,
             })
         })
     }

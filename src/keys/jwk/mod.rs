@@ -65,6 +65,9 @@ pub enum KeyRejected {
     SymmetricFromFetch,
     #[error("HMAC secret of {len} bytes is shorter than {min} bytes")]
     HmacTooShort { len: usize, min: usize },
+    /// An X.509 map's certificate before its `notBefore` or after its `notAfter`.
+    #[error("certificate outside its validity dates")]
+    OutsideValidity,
 }
 
 /// A verification key, parsed once.

@@ -189,17 +189,10 @@ async fn run(command: Command) -> ExitCode {
                 for (i, issuer) in config.issuers.iter().enumerate() {
                     if let Some(provider) = issuer.provider {
                         println!(
-                            "issuers[{i}] ({}): provider {}: issuer = {:?}, issuer_aliases = {:?}, audiences = {:?}, audience_claims = {:?}, required_claim_values = {:?}, header_claim_values = {:?}, algorithms = {:?}, keys = {:?}",
+                            "issuers[{i}] ({}): provider {}: {}",
                             issuer.name,
                             provider.name(),
-                            issuer.issuer,
-                            issuer.issuer_aliases,
-                            issuer.audiences,
-                            issuer.audience_claims,
-                            issuer.required_claim_values,
-                            issuer.header_claim_values,
-                            issuer.algorithms,
-                            issuer.key_source(),
+                            issuer.effective()
                         );
                     }
                 }

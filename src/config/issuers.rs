@@ -244,7 +244,9 @@ pub(super) fn validate(issuers: &mut [Option<IssuerConfig>], errors: &mut Vec<St
         validate_one(issuer, &at, errors);
         // After the preset has added its aliases: one spelling, one issuer.
         for (k, alias) in issuer.issuer_aliases.iter().enumerate() {
-            if !alias.is_empty() && !seen.insert(alias.clone()) {
+            // Empty or the issuer itself: reported by the preset checks.
+            let own = alias.is_empty() || *alias == issuer.issuer;
+            if !own && !seen.insert(alias.clone()) {
                 errors.push(format!(
                     "{at}.issuer_aliases[{k}]: {alias:?} names another issuer too"
                 ));

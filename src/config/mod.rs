@@ -6,6 +6,7 @@
 mod assertion;
 mod cache;
 mod clients;
+mod effective;
 mod env;
 mod introspection;
 mod issuers;

@@ -1,7 +1,8 @@
 //! `provider` on an issuer (SPEC, "Cloud identity providers"): what a
 //! cloud's tokens need, written into the explicit keys a user could set
 //! themselves (`issuer_aliases`, `audience_claims`, `required_claim_values`),
-//! each only where the user left it unset, then those keys' checks.
+//! each only where the user left it unset (`required_claim_values` per
+//! claim), then those keys' checks.
 
 use serde::Deserialize;
 
@@ -174,11 +175,12 @@ fn cognito(issuer: &mut IssuerConfig, at: &str, errors: &mut Vec<String>) {
     if issuer.audience_claims.is_empty() {
         issuer.audience_claims = vec![audience_claim.into()];
     }
-    if issuer.required_claim_values.is_empty() {
-        issuer
-            .required_claim_values
-            .insert("token_use".into(), token_use);
-    }
+    // Merged, not filled only when empty: a user adding a claim of their own
+    // must not silently lose the token_use check.
+    issuer
+        .required_claim_values
+        .entry("token_use".into())
+        .or_insert(token_use);
     if issuer.audiences.is_empty() {
         errors.push(format!(
             "{at}.audiences: provider \"cognito\" needs your app client ids (any client of the pool would pass without them)"

@@ -288,6 +288,46 @@ async fn a_kid_is_never_a_path_and_a_missing_key_is_inactive_not_an_error() {
     assert!(fresh.is_active(&good).await);
 }
 
+/// The allowance the README states: tokens naming kids tokend has no key
+/// for make at most one load per `unknown_kid_refresh_seconds`, and one
+/// load fetches at most 8 kids (those named by the most requests, the
+/// newest first among equals); the rest are never fetched.
+#[tokio::test]
+async fn unknown_kids_make_one_load_per_interval_of_at_most_eight_fetches() {
+    let key = signer(Algorithm::ES256, KID_1);
+    let keys = KeyEndpoint::start().await;
+    keys.publish(KID_1, &key);
+    let issuer = alb_issuer(&keys).replace(
+        "unknown_kid_refresh_seconds = 1",
+        "unknown_kid_refresh_seconds = 60",
+    );
+    let app = spawn_ready(config_with(&issuer, "")).await;
+    let kid = |i: usize| format!("{i:08}-0000-4000-8000-000000000000");
+    let path = |i: usize| format!("/{}", kid(i));
+    // An attacker's burst of well-formed kids the endpoint does not know.
+    for i in 0..20 {
+        let token = alb_token(&key, alb_header(&kid(i)), userinfo("m"));
+        assert_eq!(reason(&app, &token).await, "unknown_kid", "{i}");
+    }
+    assert_eq!(keys.asked(), [path(0)], "one load in the interval");
+
+    // The next load (here asked for at once; in service, the next unknown
+    // kid after the interval, or the scheduled refresh) fetches the 8 kept.
+    let issuer = app.app.state.runtime().issuers[0].clone();
+    issuer.refresh_now().await.unwrap();
+    let mut asked = keys.asked();
+    assert_eq!(asked.len(), 1 + 8, "{asked:?}");
+    asked.sort();
+    assert_eq!(asked, [0, 12, 13, 14, 15, 16, 17, 18, 19].map(path));
+
+    // Still inside the interval: more unknown kids fetch nothing.
+    for i in 20..30 {
+        let token = alb_token(&key, alb_header(&kid(i)), userinfo("m"));
+        assert_eq!(reason(&app, &token).await, "unknown_kid", "{i}");
+    }
+    assert_eq!(keys.asked().len(), 9);
+}
+
 fn hex_der(hex: &str) -> Vec<u8> {
     (0..hex.len())
         .step_by(2)
@@ -453,6 +493,9 @@ fn check_config_prints_the_alb_key_url_and_header_values() {
         "keys = PemByKid(\"https://public-keys.auth.elb.us-west-1.amazonaws.com/{kid}\")",
         "header_claim_values = {\"signer\": [\"arn:aws:elasticloadbalancing:us-west-1:",
         "token sources: header:authorization, header:x-amzn-oidc-data",
+        "audience_claims = [\"aud\"]",
+        "padded_base64 = true",
+        "token_header = \"x-amzn-oidc-data\"",
     ] {
         assert!(stdout.contains(want), "{want}\n{stdout}");
     }

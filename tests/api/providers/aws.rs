@@ -125,3 +125,88 @@ async fn check_config_prints_the_effective_issuer() {
         "{stdout}"
     );
 }
+
+/// A claim a pre token generation Lambda adds to both tokens (Cognito's
+/// "Pre token generation Lambda trigger", version 2, can add claims to ID
+/// and access tokens alike).
+fn with_tenant(mut claims: Value, tenant: &str) -> Value {
+    claims["custom:tenant"] = json!(tenant);
+    claims
+}
+
+/// A user's own `required_claim_values` is added to the preset's
+/// `token_use`, not put in its place: an ID token that carries the app
+/// client in `client_id` and the user's claim is still refused.
+#[tokio::test]
+async fn a_cognito_issuer_with_its_own_required_claim_values_still_checks_token_use() {
+    let key = signer(Algorithm::RS256, "cognito-1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let extra = "required_claim_values = { \"custom:tenant\" = \"acme\" }\n";
+    let app = spawn_ready(config_with(&cognito_issuer(&idp, extra), "")).await;
+    let required = &app.app.state.runtime().issuers[0]
+        .config
+        .required_claim_values;
+    assert_eq!(
+        required.get("token_use").map(String::as_str),
+        Some("access")
+    );
+    assert_eq!(
+        required.get("custom:tenant").map(String::as_str),
+        Some("acme")
+    );
+
+    let access = cognito_sign(&key, &with_tenant(cognito_access(APP_CLIENT), "acme"));
+    assert!(
+        app.is_active(&access).await,
+        "{}",
+        app.explain(&access).await
+    );
+    let other_tenant = cognito_sign(&key, &with_tenant(cognito_access(APP_CLIENT), "evil"));
+    assert_eq!(reason(&app, &other_tenant).await, "claim_value_mismatch");
+    // The attack: an ID token dressed to pass the audience and the user's check.
+    let mut id = with_tenant(cognito_id(APP_CLIENT), "acme");
+    id["client_id"] = json!(APP_CLIENT);
+    let id = cognito_sign(&key, &id);
+    assert!(!app.is_active(&id).await);
+    assert_eq!(reason(&app, &id).await, "claim_value_mismatch");
+
+    // Naming token_use themselves, a user decides it.
+    let config = tokend::config::Config::from_toml(
+        &cognito_issuer(&idp, "required_claim_values = { token_use = \"id\" }\n"),
+        Vec::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        config.issuers[0]
+            .required_claim_values
+            .get("token_use")
+            .map(String::as_str),
+        Some("id")
+    );
+}
+
+/// An explicit key wins over what the preset would fill in: with
+/// `audience_claims = ["aud"]`, a Cognito issuer matches `aud`, not
+/// `client_id`.
+#[tokio::test]
+async fn an_explicit_audience_claims_overrides_the_cognito_preset() {
+    let key = signer(Algorithm::RS256, "cognito-1");
+    let idp = Idp::start(jwks(&[&key])).await;
+    let issuer = cognito_issuer(&idp, "audience_claims = [\"aud\"]\n");
+    let app = spawn_ready(config_with(&issuer, "")).await;
+    let by_client_id = cognito_sign(&key, &cognito_access(APP_CLIENT));
+    assert_eq!(reason(&app, &by_client_id).await, "audience_mismatch");
+    let mut by_aud = cognito_access("another-client");
+    by_aud["aud"] = json!(APP_CLIENT);
+    let by_aud = cognito_sign(&key, &by_aud);
+    assert!(
+        app.is_active(&by_aud).await,
+        "{}",
+        app.explain(&by_aud).await
+    );
+    // token_use is still the preset's.
+    let mut id_by_aud = cognito_id(APP_CLIENT);
+    id_by_aud["aud"] = json!(APP_CLIENT);
+    let id_by_aud = cognito_sign(&key, &id_by_aud);
+    assert_eq!(reason(&app, &id_by_aud).await, "claim_value_mismatch");
+}

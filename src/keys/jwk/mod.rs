@@ -447,6 +447,21 @@ mod tests {
         assert!(!k.fits(Algorithm::RS256));
     }
 
+    /// Regression (fuzz target `jwks`, 2026-12-06): an empty or all-zero
+    /// modulus underflowed the bit count and panicked the key loader; it is
+    /// a 0-bit key, refused as too small, and the set loads without it.
+    #[test]
+    fn an_empty_rsa_modulus_is_too_small_not_a_panic() {
+        for n in ["", "AA", "AAAA"] {
+            assert_eq!(
+                Jwk::from_json(&json!({"kty":"RSA","n":n,"e":"ABQ"}), Source::Fetched).unwrap_err(),
+                KeyRejected::RsaTooSmall(0)
+            );
+        }
+        let crash = br#"{"keys":[{"kty":"RSA","n":"","e":"ABQ"}]}"#;
+        assert!(crate::keys::set::KeySet::from_jwks(crash, Source::Fetched).is_err());
+    }
+
     #[test]
     fn roca_check_is_not_triggered_by_ordinary_moduli() {
         // 2^2048 - 1 style odd numbers and a real modulus do not carry the fingerprint.

@@ -45,7 +45,11 @@ pub(super) fn material(
     let e = b64_member(obj, "e")?;
     let n = strip_leading_zeros(&n);
     let e = strip_leading_zeros(&e);
-    let bits = n.len() * 8 - n.first().map_or(8, |b| b.leading_zeros() as usize);
+    // An empty (or all-zero) modulus is 0 bits, not an underflow: found by
+    // the `jwks` fuzz target with `"n": ""`, which panicked the key loader.
+    let bits = n
+        .first()
+        .map_or(0, |b| n.len() * 8 - b.leading_zeros() as usize);
     if bits < 2048 {
         return Err(KeyRejected::RsaTooSmall(bits));
     }

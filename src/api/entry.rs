@@ -53,78 +53,105 @@ impl Entry {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        self.0.answer(request, peer).await
+        Inner::answer(self.0.clone(), request, peer).await
     }
 }
 
 impl HttpService for Entry {
-    async fn call(self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
-        self.0.answer(request, peer).await
+    // The answer's own future, not one that awaits it: each level of
+    // `async` nesting copies the whole state below it once more.
+    fn call(
+        self,
+        request: Request<Incoming>,
+        peer: Peer,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static {
+        Inner::answer(self.0, request, peer)
     }
 }
 
 impl Inner {
-    async fn answer<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
+    // `async` blocks rather than `async fn`s, here and in `route`: an
+    // `async fn` keeps its arguments twice in its state (the request is
+    // 264 bytes), and every byte of that state is copied when it is awaited.
+    #[allow(clippy::manual_async_fn)]
+    fn answer<B>(
+        self: Arc<Inner>,
+        request: Request<B>,
+        peer: Peer,
+    ) -> impl Future<Output = Response<Body>> + Send + 'static
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        let id = self.ids.for_request(&request);
-        let span = span(&request, &id);
-        let started = (!span.is_disabled()).then(Instant::now);
-        // The span is entered and a panic caught around each poll of the
-        // route's future where it lies: wrapping it (`instrument`,
-        // `catch_unwind`) would copy its whole state (kilobytes) per wrapper.
-        let mut routed = std::pin::pin!(self.route(request, peer));
-        let polled = std::future::poll_fn(|cx| {
-            let _entered = span.enter();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| routed.as_mut().poll(cx))) {
-                Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
-                Ok(Poll::Pending) => Poll::Pending,
-                Err(panic) => Poll::Ready(Err(panic)),
+        async move {
+            let id = self.ids.for_request(&request);
+            let span = span(&request, &id);
+            let started = (!span.is_disabled()).then(Instant::now);
+            // The span is entered and a panic caught around each poll of the
+            // route's future where it lies: wrapping it (`instrument`,
+            // `catch_unwind`) would copy its whole state (kilobytes) per wrapper.
+            let mut routed = std::pin::pin!(self.route(request, peer));
+            let polled = std::future::poll_fn(|cx| {
+                let _entered = span.enter();
+                match std::panic::catch_unwind(AssertUnwindSafe(|| routed.as_mut().poll(cx))) {
+                    Ok(Poll::Ready(response)) => Poll::Ready(Ok(response)),
+                    Ok(Poll::Pending) => Poll::Pending,
+                    Err(panic) => Poll::Ready(Err(panic)),
+                }
+            });
+            let mut response = match polled.await {
+                Ok(response) => response,
+                Err(_) => {
+                    tracing::error!(parent: &span, "request handler panicked");
+                    panicked()
+                }
+            };
+            if let Some(started) = started {
+                tracing::debug!(
+                    parent: &span,
+                    status = response.status().as_u16(),
+                    latency_us = started.elapsed().as_micros() as u64,
+                    "finished processing request"
+                );
             }
-        });
-        let mut response = match polled.await {
-            Ok(response) => response,
-            Err(_) => {
-                tracing::error!(parent: &span, "request handler panicked");
-                panicked()
-            }
-        };
-        if let Some(started) = started {
-            tracing::debug!(
-                parent: &span,
-                status = response.status().as_u16(),
-                latency_us = started.elapsed().as_micros() as u64,
-                "finished processing request"
-            );
+            response.headers_mut().insert(REQUEST_ID, id);
+            response
         }
-        response.headers_mut().insert(REQUEST_ID, id);
-        response
     }
 
-    async fn route<B>(&self, request: Request<B>, peer: Peer) -> Response<Body>
+    #[allow(clippy::manual_async_fn)]
+    fn route<B>(
+        &self,
+        request: Request<B>,
+        peer: Peer,
+    ) -> impl Future<Output = Response<Body>> + Send + '_
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<axum::BoxError>,
     {
-        match (request.uri().path(), request.method()) {
-            ("/auth", _) => super::http::forward_auth(&self.state, request.headers()).await,
-            ("/introspect", &Method::POST) => {
-                let mut request = request.map(Body::new);
-                if let Some(names) = peer.names {
-                    request.extensions_mut().insert(names);
+        async move {
+            match (request.uri().path(), request.method()) {
+                ("/auth", _) => super::http::forward_auth(&self.state, request.headers()).await,
+                // Boxed, as is the router's future: a request's future is as
+                // large as its largest route's, and is copied whole at every
+                // level of the path, so unboxed these two would make every
+                // `/auth` copy about 1.5 KB more three times over.
+                ("/introspect", &Method::POST) => {
+                    let mut request = request.map(Body::new);
+                    if let Some(names) = peer.names {
+                        request.extensions_mut().insert(names);
+                    }
+                    Box::pin(super::http::introspect(&self.state, request)).await
                 }
-                super::http::introspect(&self.state, request).await
+                ("/introspect", _) => {
+                    let mut response = Response::new(Body::empty());
+                    *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
+                    let allow = HeaderValue::from_static("POST");
+                    response.headers_mut().insert(header::ALLOW, allow);
+                    response
+                }
+                _ => Box::pin(crate::serve::route(self.router.clone(), request, peer)).await,
             }
-            ("/introspect", _) => {
-                let mut response = Response::new(Body::empty());
-                *response.status_mut() = StatusCode::METHOD_NOT_ALLOWED;
-                let allow = HeaderValue::from_static("POST");
-                response.headers_mut().insert(header::ALLOW, allow);
-                response
-            }
-            _ => crate::serve::route(self.router.clone(), request, peer).await,
         }
     }
 }

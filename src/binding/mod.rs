@@ -35,9 +35,7 @@ pub async fn check(
     }
     match (cnf.jkt, policy.dpop) {
         (Some(_), DpopMode::Off) => return Err(Reason::DpopNotAccepted),
-        // Boxed where awaited: a proof costs a signature check, and unboxed
-        // its state would be copied along every unbound token's path too.
-        (Some(jkt), _) => Box::pin(dpop::check(jkt, presented, policy, replay, now)).await?,
+        (Some(jkt), _) => dpop::check(jkt, presented, policy, replay, now).await?,
         (None, DpopMode::Required) => return Err(Reason::DpopRequired),
         // The client says the token is bound; it is not: neither scheme's rules hold.
         (None, _) if presented.under_dpop_scheme() => return Err(Reason::DpopNotAccepted),

@@ -77,13 +77,6 @@ impl Opaque {
         if let Some(answer) = self.cache.get(token.text, now) {
             return answer;
         }
-        // Boxed: the wait for the upstream's answer would otherwise weigh on
-        // every verdict's future (a JWT's too), copied whole at each level.
-        Box::pin(self.join_or_ask(token, now)).await
-    }
-
-    /// An uncached token: joins the call in flight for it, or makes one.
-    async fn join_or_ask(&self, token: &WholeToken<'_>, now: u64) -> Answer {
         let digest = *token.digest();
         let call = self.in_flight.entry(digest).or_default().clone();
         // Leaves `in_flight` however this ends, an abandoned request included:
@@ -93,7 +86,9 @@ impl Opaque {
             digest,
             call: &call,
         };
-        call.get_or_init(|| self.ask(token.text, digest, now))
+        // Boxed: the upstream call's state would otherwise weigh on every
+        // verdict's future, cached ones included.
+        call.get_or_init(|| Box::pin(self.ask(token.text, digest, now)))
             .await
             .clone()
     }
